@@ -1,0 +1,113 @@
+/* recctl.c: the command-line front end of recd.  A thin dispatcher: each
+ * command lives in client/cmd_*.c over libraries that tests call directly. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/recctl.h"
+
+#define RECCTL_DEFAULT_STATE_DIR "/var/lib/recd"
+
+static const struct recctl_cmd {
+	const char *name;
+	int (*run)(struct recctl *ctl, int argc, char **argv);
+	const char *summary;
+} recctl_cmds[] = {
+	{ "import",   cmd_import,   "import a dataset into the store" },
+	{ "generate", cmd_generate, "write the built-in synthetic sample dataset" },
+	{ "stats",    cmd_stats,    "show what the store holds" },
+	{ "events",   cmd_events,   "show a user's latest events" },
+	{ "item",     cmd_item,     "show an item and its knowledge-graph links" },
+};
+
+void recctl_err(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("recctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int recctl_open_store(const struct recctl *ctl, struct store **st, int readonly)
+{
+	struct store_options o = { .map_size = 0, .pseudonymise = -1, .readonly = readonly };
+	int r = store_open(st, ctl->state_dir, &o);
+	if (r < 0)
+		recctl_err("%s", store_errmsg(NULL));
+	return r;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "Usage: recctl [OPTIONS] COMMAND [ARGS]\n"
+	        "\n"
+	        "Options:\n"
+	        "  -d, --state-dir DIR  the store's directory (default: $RECD_STATE_DIR, else %s)\n"
+	        "      --json           print one JSON document instead of text\n"
+	        "  -q, --quiet          no progress messages\n"
+	        "  -h, --help           this help; 'recctl COMMAND --help' for a command\n"
+	        "  -V, --version        print the version\n"
+	        "\n"
+	        "Commands:\n", RECCTL_DEFAULT_STATE_DIR);
+	for (size_t i = 0; i < sizeof recctl_cmds / sizeof recctl_cmds[0]; i++)
+		fprintf(f, "  %-10s %s\n", recctl_cmds[i].name, recctl_cmds[i].summary);
+	fprintf(f, "\nExit status: 0 done, 1 failed, 2 usage error, 3 done with bad input skipped.\n"
+	           "See recctl(1).\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, 'd' },
+		{ "json",      no_argument,       NULL, 'j' },
+		{ "quiet",     no_argument,       NULL, 'q' },
+		{ "help",      no_argument,       NULL, 'h' },
+		{ "version",   no_argument,       NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct recctl ctl = { 0 };
+	int c;
+
+	ctl.state_dir = getenv("RECD_STATE_DIR");
+	if (!ctl.state_dir || !*ctl.state_dir)
+		ctl.state_dir = RECCTL_DEFAULT_STATE_DIR;
+	/* '+': stop at the command name; what follows is the command's. */
+	while ((c = getopt_long(argc, argv, "+d:qhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': ctl.state_dir = optarg; break;
+		case 'j': ctl.json = 1; break;
+		case 'q': ctl.quiet = 1; break;
+		case 'h': usage(stdout); return RECCTL_EXIT_OK;
+		case 'V': printf("recctl %s\n", PACKAGE_VERSION); return RECCTL_EXIT_OK;
+		default:  usage(stderr); return RECCTL_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return RECCTL_EXIT_USAGE;
+	}
+	const char *name = argv[optind];
+	if (strcmp(name, "help") == 0) {
+		usage(stdout);
+		return RECCTL_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof recctl_cmds / sizeof recctl_cmds[0]; i++) {
+		if (strcmp(name, recctl_cmds[i].name) == 0) {
+			int first = optind;
+			/* Commands parse their own options: optind = 0 makes glibc's
+			 * getopt start over on the command's argv. */
+			optind = 0;
+			return recctl_cmds[i].run(&ctl, argc - first, argv + first);
+		}
+	}
+	recctl_err("unknown command '%s' (see recctl --help)", name);
+	return RECCTL_EXIT_USAGE;
+}

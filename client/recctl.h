@@ -1,0 +1,35 @@
+/* recctl.h: what recctl's subcommands share.  Each subcommand lives in its own
+ * client/cmd_*.c file and is called with argv[0] = its name; it parses the
+ * rest with getopt_long and returns recctl's exit status (see recctl(1)). */
+#ifndef RECD_RECCTL_H
+#define RECD_RECCTL_H
+
+#include <stdio.h>
+#include "store/store.h"
+
+/* Exit statuses, documented in recctl(1) under EXIT STATUS. */
+enum {
+	RECCTL_EXIT_OK      = 0, /* done */
+	RECCTL_EXIT_FAIL    = 1, /* the operation failed; nothing was changed or it was rolled back */
+	RECCTL_EXIT_USAGE   = 2, /* bad command line */
+	RECCTL_EXIT_PARTIAL = 3, /* done, but some input units were skipped as bad */
+};
+
+struct recctl {
+	const char *state_dir;  /* -d, $RECD_STATE_DIR, else /var/lib/recd */
+	int json;               /* --json: one JSON document on stdout */
+	int quiet;              /* -q: no progress on stderr */
+};
+
+/* Opens the store in ctl->state_dir, printing the reason on failure. */
+int recctl_open_store(const struct recctl *ctl, struct store **st, int readonly);
+/* Prints "recctl: " + message to stderr. */
+void recctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+int cmd_import(struct recctl *ctl, int argc, char **argv);
+int cmd_generate(struct recctl *ctl, int argc, char **argv);
+int cmd_stats(struct recctl *ctl, int argc, char **argv);
+int cmd_events(struct recctl *ctl, int argc, char **argv);
+int cmd_item(struct recctl *ctl, int argc, char **argv);
+
+#endif

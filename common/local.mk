@@ -1,0 +1,1 @@
+# common/local.mk: what common/ adds to the build.

@@ -1,0 +1,7 @@
+# tests/: one program or script per subject.  Parts add their own tests in
+# their local.mk; the ones here test the store and the tree as a whole.
+check_PROGRAMS += tests/test_store
+TESTS += tests/test_store
+tests_test_store_SOURCES = tests/test_store.c tests/test.h
+tests_test_store_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS)
+tests_test_store_LDADD = libstore.la $(LMDB_LIBS) $(SODIUM_LIBS) -lm
