@@ -6,7 +6,11 @@
 # store_bytes (data.mdb's size on disk).  Installs nothing.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-RECCTL=${RECCTL:-$here/recctl}
+# The recctl of ./quickstart's and ./run-tests' build, else of an in-place build.
+if [ -z "${RECCTL:-}" ]; then
+	RECCTL=$here/build/recctl
+	[ -x "$RECCTL" ] || RECCTL=$here/recctl
+fi
 src=${1:-$here/../shared/data}
 [ -d "$src" ] && src=$src/ml-1m/ml1m_full_origids.txt
 [ -f "$src" ] || { echo "run-import.sh: $src not found (give the data directory or the file)" >&2; exit 77; }

@@ -15,7 +15,7 @@
 #include "client/recctl.h"
 #include "import/import.h"
 
-static void import_usage(FILE *f)
+static void cli_usage(FILE *f)
 {
 	fprintf(f,
 	        "Usage: recctl [-d DIR] [--json] import [OPTIONS] FORMAT PATH\n"
@@ -56,7 +56,7 @@ static double elapsed(const struct timespec *a, const struct timespec *b)
 }
 
 /* At most one progress line a second, so a fast import prints none. */
-static void import_progress(void *arg, const char *file, uint64_t lines, uint64_t bytes_done,
+static void cli_progress(void *arg, const char *file, uint64_t lines, uint64_t bytes_done,
                             uint64_t bytes_total)
 {
 	struct import_cli *cli = arg;
@@ -75,7 +75,7 @@ static void import_progress(void *arg, const char *file, uint64_t lines, uint64_
 }
 
 /* Bad-line messages: on their own line even while progress is shown. */
-static void import_message(void *arg, const char *msg)
+static void cli_message(void *arg, const char *msg)
 {
 	struct import_cli *cli = arg;
 	if (cli->shown) {
@@ -168,7 +168,7 @@ static void print_text(const char *state_dir, const char *format, const struct i
 	       (unsigned long long)delta(r->after.relations, r->before.relations),
 	       (unsigned long long)delta(r->after.triples, r->before.triples),
 	       (unsigned long long)r->links_added);
-	if (r->seconds > 0 && r->events_added)
+	if (r->seconds >= 0.01 && r->events_added)
 		printf("  %.0f events/s\n", (double)r->events_added / r->seconds);
 	if (r->bad_lines)
 		printf("  %llu bad line%s skipped (see the messages above)\n", (unsigned long long)r->bad_lines,
@@ -219,13 +219,13 @@ int cmd_import(struct recctl *ctl, int argc, char **argv)
 			break;
 		}
 		case 'q': cli.quiet = 1; break;
-		case 'h': import_usage(stdout); return RECCTL_EXIT_OK;
-		default:  import_usage(stderr); return RECCTL_EXIT_USAGE;
+		case 'h': cli_usage(stdout); return RECCTL_EXIT_OK;
+		default:  cli_usage(stderr); return RECCTL_EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
 		recctl_err("import: no format given");
-		import_usage(stderr);
+		cli_usage(stderr);
 		return RECCTL_EXIT_USAGE;
 	}
 	opt.format = argv[optind++];
@@ -234,7 +234,7 @@ int cmd_import(struct recctl *ctl, int argc, char **argv)
 		known |= strcmp(*n, opt.format) == 0;
 	if (!known) {
 		recctl_err("import: unknown format '%s'", opt.format);
-		import_usage(stderr);
+		cli_usage(stderr);
 		return RECCTL_EXIT_USAGE;
 	}
 	int generic = strcmp(opt.format, "generic") == 0;
@@ -248,6 +248,10 @@ int cmd_import(struct recctl *ctl, int argc, char **argv)
 		recctl_err("import: one PATH only (unexpected '%s')", argv[optind]);
 		return RECCTL_EXIT_USAGE;
 	}
+	if (generic && opt.path && (opt.events || opt.items || opt.users || opt.triples || opt.links)) {
+		recctl_err("import: generic takes a DIR or --events/--items/--users/--triples/--links, not both");
+		return RECCTL_EXIT_USAGE;
+	}
 	if (!opt.path && !(generic && (opt.events || opt.items || opt.users || opt.triples || opt.links))) {
 		recctl_err("import: %s needs a %s", opt.format, generic ? "DIR or --events FILE" : "PATH");
 		return RECCTL_EXIT_USAGE;
@@ -256,8 +260,8 @@ int cmd_import(struct recctl *ctl, int argc, char **argv)
 	cli.tty = isatty(STDERR_FILENO);
 	clock_gettime(CLOCK_MONOTONIC, &cli.start);
 	cli.last = cli.start;
-	opt.message = import_message;
-	opt.progress = import_progress;
+	opt.message = cli_message;
+	opt.progress = cli_progress;
 	opt.cb_arg = &cli;
 
 	if (!(res = malloc(sizeof(*res)))) {

@@ -17,8 +17,10 @@ static void csv_trim_cr(const char *buf, size_t *rec_len)
 int csv_record_end(const char *buf, size_t len, char delim, int quoting,
                    size_t *rec_len, size_t *next, unsigned *inner_lines)
 {
-	if (!quoting || !memchr(buf, '"', len)) {
-		const char *nl = memchr(buf, '\n', len);
+	/* Fast path: no quote before the first line end.  Both searches stop
+	 * there, so a record costs its own length, not the buffer's. */
+	const char *nl = memchr(buf, '\n', len);
+	if (!quoting || !memchr(buf, '"', nl ? (size_t)(nl - buf) : len)) {
 		if (!nl)
 			return 0;
 		*rec_len = (size_t)(nl - buf);

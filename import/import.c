@@ -6,10 +6,8 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -363,6 +361,8 @@ static int reader_next(struct import_reader *r, const char **rec, size_t *len, u
 		r->line += 1 + inner;
 		r->pos = r->end;
 		r->bytes += avail;
+		if (rl > IMPORT_LINE_MAX)
+			return RD_TOO_LONG;
 		*rec = p;
 		*len = rl;
 		return RD_RECORD;
@@ -390,6 +390,7 @@ struct import_ctx {
 	uint64_t *seq_last_val;
 	uint64_t msgs;          /* bad lines seen in this pass (messages shown: up to 20) */
 	int pass;               /* 1: --strict's second pass, which repeats no warning */
+	int ran;                /* import_run was called: a context runs once */
 	void *fmt_state;
 	void (*fmt_state_free)(void *);
 	uint8_t whole_key[32];
@@ -1276,8 +1277,10 @@ struct import_apply {
 	const struct import_unit *u;          /* NULL: no records */
 	const uint8_t *key;                   /* progress to record */
 	const struct store_import_progress *prog;
+	const struct store_import_progress *expect; /* what the store must hold before */
 	uint64_t events, triples, links;      /* counted again on every run of fn */
 	uint64_t fail_line;
+	int conflict;
 };
 
 static int apply_event(struct store_txn *tx, const struct import_rec *r, uint32_t *last_uid,
@@ -1364,6 +1367,21 @@ static int apply_fn(struct store_txn *tx, void *arg)
 
 	a->events = a->triples = a->links = 0;
 	a->fail_line = 0;
+	a->conflict = 0;
+	if (a->expect) {
+		/* Two runs of the same import at once would both apply the same
+		 * lines: the one whose view of the progress is stale stops. */
+		struct store_import_progress cur;
+		rc = store_import_get(tx, a->key, &cur);
+		if (rc == -ENOENT)
+			memset(&cur, 0, sizeof(cur));
+		else if (rc < 0)
+			return rc;
+		if (cur.units_done != a->expect->units_done || cur.complete != a->expect->complete) {
+			a->conflict = 1;
+			return -EBUSY;
+		}
+	}
 	for (size_t i = 0; a->u && i < ctx->nrecs; i++) {
 		const struct import_rec *r = &ctx->recs[i];
 		int added = 0;
@@ -1400,11 +1418,15 @@ static int apply_fn(struct store_txn *tx, void *arg)
 }
 
 static int apply_batch(struct import_ctx *ctx, struct import_unit *u,
+                       const struct store_import_progress *expect,
                        const struct store_import_progress *prog)
 {
-	struct import_apply a = { .ctx = ctx, .u = u, .key = u->key, .prog = prog };
+	struct import_apply a = { .ctx = ctx, .u = u, .key = u->key, .prog = prog, .expect = expect };
 	int rc = store_write(ctx->st, apply_fn, &a);
 	if (rc < 0) {
+		if (a.conflict)
+			return import_fail(ctx, rc, "%s: another import of the same file changed the store meanwhile; "
+			                   "run this import again to finish it", u->label);
 		if (a.fail_line)
 			return import_fail(ctx, rc, "%s:%llu: store: %s", u->label,
 			                   (unsigned long long)a.fail_line, store_errmsg(ctx->st));
@@ -1414,6 +1436,55 @@ static int apply_batch(struct import_ctx *ctx, struct import_unit *u,
 	ctx->res.triples_added += a.triples;
 	ctx->res.links_added += a.links;
 	return 0;
+}
+
+/* Groups a batch of events by user, keeping each user's events in file
+ * order.  Sources sorted by time interleave users; the store then moves to
+ * a different user's list for every event, while grouped events append to
+ * one list after another.  Only the arrival order among one user's events
+ * is visible in the store (it breaks ties of equal times), and a stable
+ * grouping keeps it.  Batches that are grouped already are left alone. */
+struct import_order {
+	uint64_t hash;
+	uint32_t idx;
+};
+
+static int order_cmp(const void *a, const void *b)
+{
+	const struct import_order *x = a, *y = b;
+	if (x->hash != y->hash)
+		return x->hash < y->hash ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static void group_by_user(struct import_ctx *ctx)
+{
+	size_t n = ctx->nrecs, changes = 0;
+	for (size_t i = 1; i < n; i++) {
+		const struct imp_str *a = &ctx->recs[i - 1].ev.user, *b = &ctx->recs[i].ev.user;
+		changes += a->n != b->n || memcmp(a->p, b->p, a->n) != 0;
+	}
+	if (changes * 8 < n)
+		return;
+	struct import_order *ord = malloc(n * sizeof(*ord));
+	struct import_rec *tmp = malloc(n * sizeof(*tmp));
+	if (!ord || !tmp) {
+		free(ord);
+		free(tmp);
+		return;  /* only slower without it */
+	}
+	/* Equal hashes of different users merely share a group; each user's
+	 * events still keep their order, which is all that matters. */
+	for (size_t i = 0; i < n; i++) {
+		ord[i].hash = map_hash(ctx->recs[i].ev.user.p, ctx->recs[i].ev.user.n);
+		ord[i].idx = (uint32_t)i;
+	}
+	qsort(ord, n, sizeof(*ord), order_cmp);
+	for (size_t i = 0; i < n; i++)
+		tmp[i] = ctx->recs[ord[i].idx];
+	memcpy(ctx->recs, tmp, n * sizeof(*tmp));
+	free(ord);
+	free(tmp);
 }
 
 /* --- reading a file ----------------------------------------------------- */
@@ -1449,7 +1520,7 @@ static struct import_rec *rec_slot(struct import_ctx *ctx)
 static int run_unit(struct import_ctx *ctx, struct import_unit *u, int apply)
 {
 	struct import_reader r = { .fd = -1 };
-	struct store_import_progress prog = { 0 };
+	struct store_import_progress prog = { 0 }, committed;
 	struct stat sb;
 	const char *p;
 	size_t len;
@@ -1461,6 +1532,7 @@ static int run_unit(struct import_ctx *ctx, struct import_unit *u, int apply)
 		return rc;
 	if (apply && (prog.units_done || prog.complete))
 		ctx->res.resumed = 1;
+	committed = prog;
 	r.fd = open(u->path, O_RDONLY | O_CLOEXEC);
 	if (r.fd < 0)
 		return import_fail(ctx, -errno, "%s: %s", u->path, strerror(errno));
@@ -1551,11 +1623,14 @@ static int run_unit(struct import_ctx *ctx, struct import_unit *u, int apply)
 		}
 		u->res->lines = r.line;
 		if (apply && !prog.complete && (ctx->nrecs || eof)) {
+			if (u->kind == IMPORT_KIND_EVENTS)
+				group_by_user(ctx);
 			struct store_import_progress np = { .units_done = r.line, .complete = (uint32_t)eof };
 			if (np.units_done < prog.units_done)
 				np.units_done = prog.units_done;
-			if ((rc = apply_batch(ctx, u, &np)) < 0)
+			if ((rc = apply_batch(ctx, u, &committed, &np)) < 0)
 				goto out;
+			committed = np;
 			u->res->applied_lines = r.line > prog.units_done ? r.line - prog.units_done : 0;
 		}
 		if (ctx->opt.progress)
@@ -1694,6 +1769,8 @@ int import_run(struct import_ctx *ctx, struct import_result *out)
 	int rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (ctx->ran++)
+		return import_fail(ctx, -EINVAL, "an import context runs only once");
 	if (sodium_init() < 0)
 		return import_fail(ctx, -EIO, "libsodium failed to initialise");
 	if ((rc = import_prepare(ctx)) < 0)

@@ -76,7 +76,7 @@ struct import_ctx;
  * one import into st.  -EINVAL for bad options: import_errmsg says why. */
 int  import_new(struct import_ctx **out, struct store *st, const struct import_options *opt);
 void import_free(struct import_ctx *ctx);
-/* Runs the import.  Returns 0 when it completed (res->bad_lines may be
+/* Runs the import (once per context).  Returns 0 when it completed (res->bad_lines may be
  * non-zero: those lines were skipped), or -errno: then import_errmsg says
  * why, and what earlier batches committed stays applied and is resumed by
  * the next run of the same import (with --strict nothing was applied when

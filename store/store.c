@@ -1034,10 +1034,14 @@ int store_events_last(struct store_txn *tx, uint32_t user, size_t n, struct stor
 	return 0;
 }
 
-/* Walks the duplicates of the cursor's current key a page at a time. */
-static int store_events_walk_key(struct store_txn *tx, MDB_cursor *c, uint32_t user, store_event_fn fn, void *arg)
+/* Walks the duplicates of the cursor's current key a page at a time.  d
+ * holds the record the cursor was positioned on: for a key with a single
+ * record MDB_GET_MULTIPLE succeeds without touching d, and that record is
+ * the whole list. */
+static int store_events_walk_key(struct store_txn *tx, MDB_cursor *c, uint32_t user, MDB_val d,
+                                 store_event_fn fn, void *arg)
 {
-	MDB_val k, d;
+	MDB_val k;
 	int rc = mdb_cursor_get(c, &k, &d, MDB_GET_MULTIPLE);
 	while (rc == 0) {
 		const uint8_t *p = d.mv_data;
@@ -1067,7 +1071,7 @@ int store_events_foreach(struct store_txn *tx, uint32_t user, store_event_fn fn,
 	else if (rc)
 		r = store_fail(tx, rc, "events");
 	else
-		r = store_events_walk_key(tx, c, user, fn, arg);
+		r = store_events_walk_key(tx, c, user, d, fn, arg);
 	mdb_cursor_close(c);
 	return r;
 }
@@ -1083,7 +1087,7 @@ int store_events_foreach_all(struct store_txn *tx, store_event_fn fn, void *arg)
 	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &d, MDB_NEXT_NODUP)) {
 		uint32_t user;
 		memcpy(&user, k.mv_data, sizeof user);
-		if ((r = store_events_walk_key(tx, c, user, fn, arg)))
+		if ((r = store_events_walk_key(tx, c, user, d, fn, arg)))
 			break;
 	}
 	mdb_cursor_close(c);

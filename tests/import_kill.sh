@@ -13,16 +13,27 @@ ST=$TMP/state
 awk -v n=$N 'BEGIN { for (i = 0; i < n; i++) printf "u%d i%d\n", int(i / 40) % 5000, (i * 7919) % 4000 }' >"$F"
 
 count() {  # count KEY: the first (top-level) "KEY": N of `recctl --json stats`
-	"$RECCTL" -d "$ST" --json stats | grep -o "\"$1\": *[0-9]*" | head -n 1 | grep -o '[0-9]*$'
+	"$RECCTL" -d "$ST" --json stats | grep -o "\"$1\": *[0-9]*" | head -n 1 | grep -o '[0-9]*$' || true
 }
 
 partial=0
 for round in 1 2 3 4 5 6 7 8; do
 	# Small batches: many commits (about 2 ms apart here), so a kill lands
 	# anywhere: before the first commit, between two, or inside one.
+	before=0
+	[ -f "$ST/data.mdb" ] && before=$(count events)
 	"$RECCTL" -d "$ST" -q import --batch 500 ml1m-seq "$F" >/dev/null 2>&1 &
 	pid=$!
-	delay=$(awk -v s="$round$$" 'BEGIN { srand(s); printf "%.3f", 0.02 + rand() * 0.15 }')
+	# Wait (bounded) until this run has committed something, so the kill
+	# lands mid-import however slow start-up is (ASan builds are), then
+	# kill at a random moment after that.
+	waited=0
+	while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt 300 ]; do
+		[ -f "$ST/data.mdb" ] && [ "$(count events)" -gt "$before" ] && break
+		sleep 0.1
+		waited=$((waited + 1))
+	done
+	delay=$(awk -v s="$round$$" 'BEGIN { srand(s); printf "%.3f", rand() * 0.1 }')
 	sleep "$delay"
 	kill -9 "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true

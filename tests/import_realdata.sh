@@ -8,7 +8,7 @@
 D=$(data_dir) || skip "no real data: neither \$RECD_DATA_DIR nor ../shared/data exists"
 
 count() {  # count DIR KEY
-	"$RECCTL" -d "$1" --json stats | grep -o "\"$2\": *[0-9]*" | head -n 1 | grep -o '[0-9]*$'
+	"$RECCTL" -d "$1" --json stats | grep -o "\"$2\": *[0-9]*" | head -n 1 | grep -o '[0-9]*$' || true
 }
 
 # check NAME FORMAT PATH USERS ITEMS EVENTS TRIPLES
@@ -24,7 +24,7 @@ check() {
 	for kv in "users $4" "items $5" "events $6" "triples $7"; do
 		set -- $kv
 		got=$(count "$st" "$1")
-		[ "$got" = "$2" ] || fail "$name: $got $1, expected $2"
+		[ "$got" = "$2" ] || fail "$name: '$got' $1, expected $2"
 	done
 	echo "ok: $name"
 	checked=$((checked + 1))
@@ -35,5 +35,6 @@ check ml1m-full ml1m-seq "$D/ml-1m/ml1m_full_origids.txt" 6040 3706 1000209 0
 check ml1m-5core ml1m-seq "$D/ml-1m/ml1m_sasrec_style.txt" 6040 3416 999611 0
 check ml100k ml100k "$D/ml-100k" 943 1682 100000 91631
 check nyc foursquare "$D/poi-nyc" 1083 5135 147938 0
+check ml1m-dir ml1m "$D/ml-1m" 6040 3883 487650 20782
 check amazon amazon "$D/amazon-mi/Musical_Instruments.json" 1429 900 10261 0
 [ "$checked" -gt 0 ] || skip "$D holds none of the datasets"

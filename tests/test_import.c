@@ -347,6 +347,43 @@ static void test_resume(void)
 	store_close(st);
 }
 
+/* --- two runs of one import at once ------------------------------------------------ */
+static struct store *g_race_store;
+static int g_race_done;
+
+/* After the outer run's first commit, a second run of the same import
+ * goes all the way through; the outer run must then stop, not add twice. */
+static void race(void *arg, const char *file, uint64_t lines, uint64_t done, uint64_t total)
+{
+	(void)arg; (void)file; (void)lines; (void)done; (void)total;
+	if (g_race_done++)
+		return;
+	struct import_options o = { .format = "ml1m-seq", .path = path_of("seq/resume.txt"), .batch_lines = 5 };
+	struct import_result r;
+	struct msgs m;
+	CHECK_OK(do_import(g_race_store, &o, &r, &m));
+	CHECK(r.resumed);
+	CHECK_EQ(r.events_added, 37);
+}
+
+static void test_concurrent(void)
+{
+	struct store *st = fresh_store("st_race");
+	struct import_options o = { .format = "ml1m-seq", .path = path_of("seq/resume.txt"), .batch_lines = 3,
+	                            .progress = race };
+	struct import_ctx *ctx;
+	struct import_result r;
+	struct store_counts c;
+	g_race_store = st;
+	CHECK_OK(import_new(&ctx, st, &o));
+	CHECK_EQ(import_run(ctx, &r), -EBUSY);
+	CHECK(strstr(import_errmsg(ctx), "another import of the same file"));
+	import_free(ctx);
+	counts(st, &c);
+	CHECK_EQ(c.events, 40);
+	store_close(st);
+}
+
 /* --- ml1m -------------------------------------------------------------------- */
 static void test_ml1m(void)
 {
@@ -846,6 +883,7 @@ int main(void)
 	g_dir = test_tmpdir();
 	test_ml1m_seq();
 	test_resume();
+	test_concurrent();
 	test_ml1m();
 	test_recbole();
 	test_foursquare();

@@ -161,6 +161,14 @@ static int w_events(struct store_txn *tx, void *arg)
 
 struct collect { struct store_event ev[64]; size_t n; };
 
+static int w_single(struct store_txn *tx, void *arg)
+{
+	struct evbatch *b = arg;
+	CHECK_OK(store_user_get_or_add(tx, "u2", 2, &b->user));
+	struct store_event ev = { .ts = 12345, .item = b->item[3], .action = STORE_ACTION_VIEW };
+	return store_event_add(tx, b->user, &ev, NULL, 0);
+}
+
 static int collect_ev(uint32_t user, const struct store_event *ev, void *arg)
 {
 	struct collect *c = arg;
@@ -211,6 +219,7 @@ static void test_events(void)
 	CHECK_OK(store_events_last(tx, 999, 5, last, &got));
 	CHECK_EQ(got, 0);
 
+
 	/* The text of the event that arrived second (ts 10). */
 	const char *t;
 	size_t tl;
@@ -226,6 +235,21 @@ static void test_events(void)
 	CHECK_STREQ(name, nl, "phone");
 	CHECK_OK(store_action_name(tx, c.ev[0].action, &name, &nl));
 	CHECK_STREQ(name, nl, "purchase");
+	store_txn_end(tx);
+
+	/* A user with a single event: LMDB keeps it outside a duplicate page. */
+	CHECK_OK(store_write(st, w_single, &b));
+	CHECK_OK(store_read_begin(st, &tx));
+	c.n = 0;
+	CHECK_OK(store_events_foreach(tx, b.user, collect_ev, &c));
+	CHECK_EQ(c.n, 1);
+	CHECK_EQ(c.ev[0].ts, 12345);
+	CHECK_EQ(c.ev[0].item, b.item[3]);
+	c.n = 0;
+	CHECK_OK(store_events_foreach_all(tx, collect_ev, &c));
+	CHECK_EQ(c.n, 8);
+	CHECK_EQ(c.ev[6].ts, 40);     /* u1's last, then the single user's one */
+	CHECK_EQ(c.ev[7].ts, 12345);
 	store_txn_end(tx);
 	store_close(st);
 }
