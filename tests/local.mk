@@ -5,3 +5,6 @@ TESTS += tests/test_store
 tests_test_store_SOURCES = tests/test_store.c tests/test.h
 tests_test_store_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS)
 tests_test_store_LDADD = libstore.la $(LMDB_LIBS) $(SODIUM_LIBS) -lm
+
+TESTS += tests/store_pseudonym.sh
+EXTRA_DIST += tests/store_pseudonym.sh
