@@ -1,0 +1,58 @@
+/* conf.h: recd.conf, the daemon's configuration file ("key = value" lines),
+ * parsed into a plain struct with every limit checked.  recd.conf(5) documents
+ * each key; keep the two in step. */
+#ifndef RECD_CONF_H
+#define RECD_CONF_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define CONF_FILE_MAX        (256u * 1024)  /* bytes in the whole file */
+#define CONF_LINE_MAX        1024           /* bytes in one line, newline excluded */
+#define CONF_PATH_MAX        1024           /* bytes in state_dir */
+/* runtime_dir will hold the request socket "recd.sock"; a Unix socket path has
+ * 108 bytes with its NUL, so the directory may take 96 of them. */
+#define CONF_RUNTIME_DIR_MAX 96
+#define CONF_ALLOW_MAX       256            /* entries in allow_users, in allow_groups */
+#define CONF_CLIENTS_MAX     4096
+#define CONF_STATUS_INTERVAL_MAX 86400      /* seconds */
+
+#define CONF_DEFAULT_STATE_DIR   "/var/lib/recd"
+#define CONF_DEFAULT_RUNTIME_DIR "/run/recd"
+#define CONF_DEFAULT_MAX_CLIENTS 64
+#define CONF_DEFAULT_STATUS_INTERVAL 10
+
+/* Plain data, no pointers: a reload parses into a copy and swaps it in only
+ * when the whole file was good. */
+struct recd_conf {
+	char     state_dir[CONF_PATH_MAX + 1];
+	char     runtime_dir[CONF_RUNTIME_DIR_MAX + 1];
+	int      log_level;                   /* LOG_ERR .. LOG_DEBUG */
+	uid_t    allow_uids[CONF_ALLOW_MAX];  /* resolved allow_users, no duplicates */
+	size_t   n_allow_uids;
+	gid_t    allow_gids[CONF_ALLOW_MAX];  /* resolved allow_groups, no duplicates */
+	size_t   n_allow_gids;
+	unsigned max_clients;                 /* 1 .. CONF_CLIENTS_MAX */
+	unsigned status_interval;             /* seconds between STATUS= updates; 0 = never */
+};
+
+void conf_defaults(struct recd_conf *c);
+
+/* Parses text (len bytes) named name in messages, over the defaults.  On
+ * failure returns -EINVAL (or -ENOMEM, -EIO from a user database lookup) and
+ * leaves "name:line: why" in err; *out is written only on success. */
+int conf_parse(struct recd_conf *out, const char *name, const char *text, size_t len,
+               char *err, size_t errlen);
+
+/* Reads and parses the file at path: returns 0.  A missing file gives the
+ * defaults and returns 1 when missing_ok, else -ENOENT; err says why on
+ * failure. */
+int conf_load(struct recd_conf *out, const char *path, int missing_ok, char *err, size_t errlen);
+
+/* The command line's -s: the same checks as state_dir in the file; on failure
+ * err holds "state_dir: why" and c is unchanged. */
+int conf_set_state_dir(struct recd_conf *c, const char *dir, char *err, size_t errlen);
+
+const char *conf_log_level_name(int level);
+
+#endif
