@@ -1,1 +1,0 @@
-# common/local.mk: what common/ adds to the build.
