@@ -8,7 +8,8 @@ pkgconfig_DATA = client/librecd.pc
 EXTRA_DIST += client/librecd.pc.in
 
 bin_PROGRAMS += recctl
-recctl_SOURCES = client/recctl.c client/recctl.h client/cmd_stats.c client/cmd_show.c \
+recctl_SOURCES = client/recctl.c client/recctl.h client/cmd_stats.c client/cmd_show.c client/cmd_model.c \
 	client/cmd_import.c client/cmd_generate.c
 recctl_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS) $(SODIUM_CFLAGS) $(JSONC_CFLAGS)
-recctl_LDADD = libimport.la libsample.la libstore.la librecd.la $(JSONC_LIBS) $(LMDB_LIBS) $(SODIUM_LIBS) -lm
+recctl_LDADD = libimport.la libsample.la libmodel.la libkernels.la libstore.la librecd.la \
+	$(JSONC_LIBS) $(LMDB_LIBS) $(SODIUM_LIBS) $(BLAS_LIBS) -lm

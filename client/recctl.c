@@ -23,6 +23,10 @@ static const struct recctl_cmd {
 	{ "stats",    cmd_stats,    "show what the store holds" },
 	{ "events",   cmd_events,   "show a user's latest events" },
 	{ "item",     cmd_item,     "show an item and its knowledge-graph links" },
+	{ "train",    cmd_train,    "train the sequence model and store it as a new version" },
+	{ "eval",     cmd_eval,     "evaluate a stored model version (leave-one-out)" },
+	{ "models",   cmd_models,   "list the stored model versions" },
+	{ "recommend", cmd_recommend, "top items for a user, with --explain" },
 };
 
 void recctl_err(const char *fmt, ...)

@@ -31,5 +31,9 @@ int cmd_generate(struct recctl *ctl, int argc, char **argv);
 int cmd_stats(struct recctl *ctl, int argc, char **argv);
 int cmd_events(struct recctl *ctl, int argc, char **argv);
 int cmd_item(struct recctl *ctl, int argc, char **argv);
+int cmd_train(struct recctl *ctl, int argc, char **argv);
+int cmd_eval(struct recctl *ctl, int argc, char **argv);
+int cmd_models(struct recctl *ctl, int argc, char **argv);
+int cmd_recommend(struct recctl *ctl, int argc, char **argv);
 
 #endif

@@ -1,0 +1,710 @@
+/* cmd_model.c: recctl train, eval, models and recommend — the sequence model
+ * trained, evaluated and queried in this process, on the store directly.
+ * (The daemon serves the same model over its request interfaces.) */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "client/recctl.h"
+#include "kernels/kernels.h"
+#include "model/eval.h"
+#include "model/seqrec.h"
+#include "model/train.h"
+
+#define MODEL_K_MAX        1000   /* -k is bounded */
+#define MODEL_THREADS_MAX  256
+#define MODEL_EXPLAIN_TOP  5      /* history events shown by --explain */
+
+/* Strict number parsing for options: the whole string, within [lo, hi]. */
+static int opt_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi) {
+		recctl_err("%s: %s: '%s' is not a whole number from %ld to %ld", cmd, opt, s, lo, hi);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static int opt_float(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= lo && v <= hi)) {
+		recctl_err("%s: %s: '%s' is not a number from %g to %g", cmd, opt, s, lo, hi);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+/* --features action,hour,...: the enabled input features. */
+static int opt_features(const char *s, uint32_t *out)
+{
+	char buf[256], *save = NULL;
+	uint32_t f = 0;
+	if (strlen(s) >= sizeof buf) {
+		recctl_err("train: --features: list too long");
+		return -EINVAL;
+	}
+	strcpy(buf, s);
+	if (strcmp(buf, "none") == 0) {
+		*out = 0;
+		return 0;
+	}
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		int id = seqrec_feature_by_name(t);
+		if (id < 0) {
+			recctl_err("train: --features: unknown feature '%s' (known: action, hour, weekday, gap, device)", t);
+			return -EINVAL;
+		}
+		f |= SEQREC_FEAT_BIT(id);
+	}
+	*out = f;
+	return 0;
+}
+
+static int model_kern(int threads, struct kern **k)
+{
+	int r = kern_cpu_new(k, threads);
+	if (r < 0)
+		recctl_err("cannot start the CPU kernels: %s", strerror(-r));
+	return r;
+}
+
+/* --- train ------------------------------------------------------------------ */
+
+/* The process's peak resident set (VmHWM), in MiB; 0 when unknown. */
+static double peak_rss_mb(void)
+{
+	char line[256];
+	double kb = 0;
+	FILE *f = fopen("/proc/self/status", "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "VmHWM: %lf kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb / 1024.0;
+}
+
+struct train_view {
+	int tty, quiet;
+};
+
+static int train_progress(const struct seqrec_progress *p, void *arg)
+{
+	const struct train_view *tv = arg;
+	if (tv->quiet)
+		return 0;
+	if (tv->tty && !p->end_of_epoch) {
+		/* A live bar over the epoch's steps, redrawn in place. */
+		int64_t per = p->epochs ? p->steps / p->epochs : 0;
+		int64_t in = per ? p->step - (int64_t)(p->epoch - 1) * per : 0;
+		int w = 30, fill = per ? (int)(w * in / per) : 0;
+		if (fill > w)
+			fill = w;
+		fprintf(stderr, "\repoch %3d/%d [%.*s%*s] loss %.4f  %.0f ex/s  ETA %.0f s   ",
+		        p->epoch, p->epochs, fill, "##############################", w - fill, "",
+		        p->loss, p->examples_per_s, p->eta_s);
+		return 0;
+	}
+	if (!p->end_of_epoch)
+		return 0;
+	if (tv->tty)
+		fputc('\r', stderr);
+	fprintf(stderr, "epoch %3d/%d  loss %.4f  %.0f ex/s  lr %.2g  %.0f s", p->epoch, p->epochs,
+	        p->loss, p->examples_per_s, p->lr, p->elapsed_s);
+	if (!isnan(p->val_ndcg10))
+		fprintf(stderr, "  valid NDCG@10 %.4f (best %.4f at epoch %d)", p->val_ndcg10, p->best_ndcg10, p->best_epoch);
+	fprintf(stderr, "  ETA %.0f s%s\n", p->eta_s, tv->tty ? "          " : "");
+	return 0;
+}
+
+static json_object *metrics_json(const struct seqrec_metrics *mt)
+{
+	char buf[1024];
+	seqrec_metrics_json(mt, buf, sizeof buf);
+	return json_tokener_parse(buf);
+}
+
+static void metrics_print(const struct seqrec_metrics *mt)
+{
+	printf("%s, %s split, %llu users:\n", mt->protocol, mt->split, (unsigned long long)mt->users);
+	printf("  HR@10 %.4f  NDCG@10 %.4f  HR@50 %.4f  NDCG@50 %.4f  HR@200 %.4f  NDCG@200 %.4f  MRR %.4f\n",
+	       mt->hr10, mt->ndcg10, mt->hr50, mt->ndcg50, mt->hr200, mt->ndcg200, mt->mrr);
+}
+
+static void train_usage(FILE *f)
+{
+	fprintf(f,
+	        "Usage: recctl [-d DIR] [--json] train [OPTIONS]\n"
+	        "Trains the sequence model on every user's events in the store (leave-one-out:\n"
+	        "each user's last event is held out for testing, the one before for validation),\n"
+	        "keeps the epoch with the best validation NDCG@10, evaluates it on the test\n"
+	        "targets (full ranking) and stores it as a new model version.\n"
+	        "\n"
+	        "  --preset NAME      small (SASRec-sized, default) or large (8 blocks)\n"
+	        "  --dim C, --blocks L, --heads NH, --maxlen T, --dropout P   override the preset\n"
+	        "  --features LIST    input features besides the item: action,hour,weekday,gap,device\n"
+	        "                     or none (default: action)\n"
+	        "  --epochs N         at most N epochs (default 100)\n"
+	        "  --patience N       stop after N validations without improvement (default 10; 0 never)\n"
+	        "  --batch N          sequences per step (default 128)\n"
+	        "  --lr X             peak learning rate (default 0.001)\n"
+	        "  --seed N           batch order, dropout and initialisation (default 1)\n"
+	        "  --valid-users N    validate on N evenly spread users (default all)\n"
+	        "  --eval-every N     validate every N epochs (default 1; 0: never, keep the last)\n"
+	        "  --threads N        worker threads (default: the number of cores)\n"
+	        "  -q, --quiet        no progress\n");
+}
+
+int cmd_train(struct recctl *ctl, int argc, char **argv)
+{
+	enum { O_PRESET = 256, O_DIM, O_BLOCKS, O_HEADS, O_MAXLEN, O_DROPOUT, O_FEATURES, O_EPOCHS,
+	       O_PATIENCE, O_BATCH, O_LR, O_SEED, O_VALID, O_THREADS, O_JSON, O_EVAL_EVERY };
+	static const struct option opts[] = {
+		{ "preset", required_argument, NULL, O_PRESET },   { "dim", required_argument, NULL, O_DIM },
+		{ "blocks", required_argument, NULL, O_BLOCKS },   { "heads", required_argument, NULL, O_HEADS },
+		{ "maxlen", required_argument, NULL, O_MAXLEN },   { "dropout", required_argument, NULL, O_DROPOUT },
+		{ "features", required_argument, NULL, O_FEATURES }, { "epochs", required_argument, NULL, O_EPOCHS },
+		{ "patience", required_argument, NULL, O_PATIENCE }, { "batch", required_argument, NULL, O_BATCH },
+		{ "lr", required_argument, NULL, O_LR },           { "seed", required_argument, NULL, O_SEED },
+		{ "valid-users", required_argument, NULL, O_VALID }, { "threads", required_argument, NULL, O_THREADS },
+		{ "json", no_argument, NULL, O_JSON },             { "quiet", no_argument, NULL, 'q' },
+		{ "eval-every", required_argument, NULL, O_EVAL_EVERY },
+		{ "help", no_argument, NULL, 'h' },                { NULL, 0, NULL, 0 },
+	};
+	struct seqrec_config cfg;
+	struct seqrec_train_opts to;
+	struct seqrec_train_result res;
+	struct seqrec_metrics test;
+	struct store_model_meta meta;
+	struct store *st = NULL;
+	struct seqrec_data *data = NULL;
+	struct seqrec *m = NULL;
+	struct kern *k = NULL;
+	char why[512];
+	long v, threads = 0;
+	double x;
+	int c, r, status = RECCTL_EXIT_FAIL;
+	const char *preset = "small";
+
+	/* The preset first, so the other options override it in any order. */
+	for (int i = 1; i < argc - 1; i++)
+		if (strcmp(argv[i], "--preset") == 0)
+			preset = argv[i + 1];
+	if (seqrec_preset(preset, &cfg) < 0) {
+		recctl_err("train: --preset: unknown preset '%s' (small, large)", preset);
+		return RECCTL_EXIT_USAGE;
+	}
+	seqrec_train_defaults(&to);
+	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+		int bad = 0;
+		switch (c) {
+		case O_PRESET: break;
+		case O_DIM:      bad = opt_long("train", "--dim", optarg, 8, 1024, &v); cfg.C = (int)v; break;
+		case O_BLOCKS:   bad = opt_long("train", "--blocks", optarg, 1, 48, &v); cfg.L = (int)v; break;
+		case O_HEADS:    bad = opt_long("train", "--heads", optarg, 1, 64, &v); cfg.NH = (int)v; break;
+		case O_MAXLEN:   bad = opt_long("train", "--maxlen", optarg, 2, 4096, &v); cfg.T = (int)v; break;
+		case O_DROPOUT:  bad = opt_float("train", "--dropout", optarg, 0, 0.9, &x); cfg.dropout = (float)x; break;
+		case O_FEATURES: bad = opt_features(optarg, &cfg.features); break;
+		case O_EPOCHS:   bad = opt_long("train", "--epochs", optarg, 1, 10000, &v); to.epochs = (int)v; break;
+		case O_PATIENCE: bad = opt_long("train", "--patience", optarg, 0, 10000, &v); to.patience = (int)v; break;
+		case O_BATCH:    bad = opt_long("train", "--batch", optarg, 1, 4096, &v); to.batch = (int)v; break;
+		case O_LR:       bad = opt_float("train", "--lr", optarg, 1e-7, 1, &x); to.optim.lr = (float)x; break;
+		case O_SEED:     bad = opt_long("train", "--seed", optarg, 0, 0x7fffffff, &v); to.seed = (uint64_t)v; break;
+		case O_VALID:    bad = opt_long("train", "--valid-users", optarg, 0, 100000000, &v); to.valid_users = (uint32_t)v; break;
+		case O_THREADS:  bad = opt_long("train", "--threads", optarg, 1, MODEL_THREADS_MAX, &threads); break;
+		case O_EVAL_EVERY: bad = opt_long("train", "--eval-every", optarg, 0, 10000, &v); to.eval_every = (int)v; break;
+		case O_JSON:     ctl->json = 1; break;
+		case 'q':        ctl->quiet = 1; break;
+		case 'h':        train_usage(stdout); return RECCTL_EXIT_OK;
+		default:         train_usage(stderr); return RECCTL_EXIT_USAGE;
+		}
+		if (bad)
+			return RECCTL_EXIT_USAGE;
+	}
+	if (optind < argc) {
+		recctl_err("train: unexpected argument '%s'", argv[optind]);
+		return RECCTL_EXIT_USAGE;
+	}
+	if (recctl_open_store(ctl, &st, 0) < 0)
+		return RECCTL_EXIT_FAIL;
+	if (model_kern((int)threads, &k) < 0)
+		goto out;
+	if ((r = seqrec_data_load(&data, st, &cfg, why, sizeof why)) < 0) {
+		recctl_err("train: reading the store: %s", why);
+		goto out;
+	}
+	cfg.V = data->V;
+	if (seqrec_config_check(&cfg, why, sizeof why) < 0) {
+		recctl_err("train: %s", why);
+		goto out;
+	}
+	if ((r = seqrec_new(&m, &cfg, k, to.batch)) < 0) {
+		recctl_err("train: cannot create the model: %s", strerror(-r));
+		goto out;
+	}
+	seqrec_init(m, to.seed, 0.02f);  /* N(0, 0.02): Xavier did no better on ML-1M */
+	if (!ctl->quiet)
+		fprintf(stderr, "training %s: C=%d L=%d heads=%d T=%d dropout=%.2f on %u users, %llu events, %d items, %d threads\n",
+		        preset, cfg.C, cfg.L, cfg.NH, cfg.T, cfg.dropout, data->nusers,
+		        (unsigned long long)data->nevents, cfg.V - 1, k->threads);
+	struct train_view tv = { isatty(STDERR_FILENO), ctl->quiet };
+	to.progress = train_progress;
+	to.progress_arg = &tv;
+	to.report_every = tv.tty ? 1 : 0;
+	if ((r = seqrec_train(m, data, &to, &res, why, sizeof why)) < 0) {
+		recctl_err("train: %s", why);
+		goto out;
+	}
+	if ((r = seqrec_eval_full(m, data, SEQREC_SPLIT_TEST, 0, &test)) < 0) {
+		recctl_err("train: evaluating: %s", strerror(-r));
+		goto out;
+	}
+	memset(&meta, 0, sizeof meta);
+	meta.snapshot_events = data->snapshot_events;
+	snprintf(meta.metrics, sizeof meta.metrics,
+	         "{\"protocol\":\"%s\",\"test_hr@10\":%.5f,\"test_ndcg@10\":%.5f,\"valid_ndcg@10\":%.5f,"
+	         "\"epochs\":%d,\"best_epoch\":%d,\"train_seconds\":%.1f}",
+	         test.protocol, test.hr10, test.ndcg10, isnan(res.best_ndcg10) ? 0.0 : res.best_ndcg10,
+	         res.epochs, res.best_epoch, res.seconds);
+	if ((r = seqrec_save_store(m, st, &meta, why, sizeof why)) < 0) {
+		recctl_err("train: saving the model: %s", why);
+		goto out;
+	}
+	if (ctl->json) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "version", json_object_new_int64(meta.version));
+		json_object_object_add(o, "epochs", json_object_new_int(res.epochs));
+		json_object_object_add(o, "best_epoch", json_object_new_int(res.best_epoch));
+		json_object_object_add(o, "train_seconds", json_object_new_double(res.seconds));
+		json_object_object_add(o, "seconds_per_epoch", json_object_new_double(res.epochs ? res.seconds / res.epochs : 0));
+		json_object_object_add(o, "peak_rss_mb", json_object_new_double(peak_rss_mb()));
+		json_object_object_add(o, "valid_ndcg@10", json_object_new_double(isnan(res.best_ndcg10) ? 0 : res.best_ndcg10));
+		json_object_object_add(o, "test", metrics_json(&test));
+		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	} else {
+		printf("stored model version %u: %d epochs (best %d) in %.1f s\n", meta.version, res.epochs,
+		       res.best_epoch, res.seconds);
+		metrics_print(&test);
+	}
+	status = RECCTL_EXIT_OK;
+out:
+	seqrec_free(m);
+	seqrec_data_free(data);
+	kern_free(k);
+	store_close(st);
+	return status;
+}
+
+/* --- eval ------------------------------------------------------------------- */
+
+static void eval_usage(FILE *f)
+{
+	fprintf(f,
+	        "Usage: recctl [-d DIR] [--json] eval [--model V] [--protocol full|sampled|both]\n"
+	        "                                    [--split test|valid] [--threads N]\n"
+	        "Leave-one-out evaluation of a stored model version (default: the latest) on the\n"
+	        "store's data: full ranking (every item scored, the user's history excluded) or\n"
+	        "the SASRec paper's 100 sampled negatives.\n");
+}
+
+int cmd_eval(struct recctl *ctl, int argc, char **argv)
+{
+	enum { O_MODEL = 256, O_PROTO, O_SPLIT, O_THREADS, O_JSON };
+	static const struct option opts[] = {
+		{ "model", required_argument, NULL, O_MODEL },   { "protocol", required_argument, NULL, O_PROTO },
+		{ "split", required_argument, NULL, O_SPLIT },   { "threads", required_argument, NULL, O_THREADS },
+		{ "json", no_argument, NULL, O_JSON },           { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct store *st = NULL;
+	struct seqrec *m = NULL;
+	struct seqrec_data *data = NULL;
+	struct kern *k = NULL;
+	struct store_model_meta meta;
+	struct seqrec_metrics mt[2];
+	int nmt = 0, c, r, full = 1, sampled = 0, status = RECCTL_EXIT_FAIL;
+	enum seqrec_split split = SEQREC_SPLIT_TEST;
+	long version = 0, threads = 0;
+	char why[512];
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_MODEL:
+			if (opt_long("eval", "--model", optarg, 1, 0xfffffffe, &version) < 0)
+				return RECCTL_EXIT_USAGE;
+			break;
+		case O_PROTO:
+			full = strcmp(optarg, "full") == 0 || strcmp(optarg, "both") == 0;
+			sampled = strcmp(optarg, "sampled") == 0 || strcmp(optarg, "both") == 0;
+			if (!full && !sampled) {
+				recctl_err("eval: --protocol: '%s' is not full, sampled or both", optarg);
+				return RECCTL_EXIT_USAGE;
+			}
+			break;
+		case O_SPLIT:
+			if (strcmp(optarg, "test") == 0)
+				split = SEQREC_SPLIT_TEST;
+			else if (strcmp(optarg, "valid") == 0)
+				split = SEQREC_SPLIT_VALID;
+			else {
+				recctl_err("eval: --split: '%s' is not test or valid", optarg);
+				return RECCTL_EXIT_USAGE;
+			}
+			break;
+		case O_THREADS:
+			if (opt_long("eval", "--threads", optarg, 1, MODEL_THREADS_MAX, &threads) < 0)
+				return RECCTL_EXIT_USAGE;
+			break;
+		case O_JSON: ctl->json = 1; break;
+		case 'h': eval_usage(stdout); return RECCTL_EXIT_OK;
+		default:  eval_usage(stderr); return RECCTL_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		recctl_err("eval: unexpected argument '%s'", argv[optind]);
+		return RECCTL_EXIT_USAGE;
+	}
+	if (recctl_open_store(ctl, &st, 1) < 0)
+		return RECCTL_EXIT_FAIL;
+	if (model_kern((int)threads, &k) < 0)
+		goto out;
+	if ((r = seqrec_load_store(&m, k, 1, st, (uint32_t)version, &meta, why, sizeof why)) < 0) {
+		recctl_err("eval: %s", why);
+		goto out;
+	}
+	if ((r = seqrec_data_load(&data, st, &m->cfg, why, sizeof why)) < 0) {
+		recctl_err("eval: reading the store: %s", why);
+		goto out;
+	}
+	if (data->V != m->cfg.V)
+		fprintf(stderr, "recctl: eval: note: the store has %d items, model %u knows %d; newer items are not ranked\n",
+		        data->V - 1, meta.version, m->cfg.V - 1);
+	if (full && (r = seqrec_eval_full(m, data, split, 0, &mt[nmt++])) < 0)
+		goto fail;
+	if (sampled && (r = seqrec_eval_sampled(m, data, split, 100, 1, &mt[nmt++])) < 0)
+		goto fail;
+	if (ctl->json) {
+		json_object *o = json_object_new_object(), *arr = json_object_new_array();
+		json_object_object_add(o, "model", json_object_new_int64(meta.version));
+		for (int i = 0; i < nmt; i++)
+			json_object_array_add(arr, metrics_json(&mt[i]));
+		json_object_object_add(o, "results", arr);
+		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	} else {
+		printf("model version %u\n", meta.version);
+		for (int i = 0; i < nmt; i++)
+			metrics_print(&mt[i]);
+	}
+	status = RECCTL_EXIT_OK;
+	goto out;
+fail:
+	recctl_err("eval: %s", strerror(-r));
+out:
+	seqrec_free(m);
+	seqrec_data_free(data);
+	kern_free(k);
+	store_close(st);
+	return status;
+}
+
+/* --- models ------------------------------------------------------------------ */
+
+struct models_view { json_object *arr; };
+
+static int models_one(const struct store_model_meta *mm, size_t blob_len, void *arg)
+{
+	struct models_view *mv = arg;
+	char when[32];
+	time_t t = (time_t)mm->created;
+	struct tm tm;
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+	if (mv->arr) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "version", json_object_new_int64(mm->version));
+		json_object_object_add(o, "parent", json_object_new_int64(mm->parent));
+		json_object_object_add(o, "kind", json_object_new_string(mm->kind));
+		json_object_object_add(o, "created", json_object_new_string(when));
+		json_object_object_add(o, "snapshot_events", json_object_new_int64((int64_t)mm->snapshot_events));
+		json_object_object_add(o, "bytes", json_object_new_int64((int64_t)blob_len));
+		json_object *met = mm->metrics[0] ? json_tokener_parse(mm->metrics) : NULL;
+		json_object_object_add(o, "metrics", met ? met : json_object_new_object());
+		json_object_array_add(mv->arr, o);
+	} else {
+		printf("%7u  %-7s %-20s %6u %10llu %8.1f  %s\n", mm->version, mm->kind, when, mm->parent,
+		       (unsigned long long)mm->snapshot_events, blob_len / 1048576.0, mm->metrics);
+	}
+	return 0;
+}
+
+int cmd_models(struct recctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	struct store *st = NULL;
+	struct store_txn *tx = NULL;
+	int c, status = RECCTL_EXIT_FAIL;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': ctl->json = 1; break;
+		case 'h': printf("Usage: recctl [-d DIR] [--json] models\nThe stored model versions with their metrics.\n");
+		          return RECCTL_EXIT_OK;
+		default:  return RECCTL_EXIT_USAGE;
+		}
+	}
+	if (recctl_open_store(ctl, &st, 1) < 0)
+		return RECCTL_EXIT_FAIL;
+	struct models_view mv = { ctl->json ? json_object_new_array() : NULL };
+	if (!ctl->json)
+		printf("version  kind    created              parent     events      MiB  metrics\n");
+	if (store_read_begin(st, &tx) < 0 || store_model_foreach(tx, models_one, &mv) < 0) {
+		recctl_err("models: %s", store_errmsg(st));
+	} else {
+		if (mv.arr)
+			printf("%s\n", json_object_to_json_string_ext(mv.arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		status = RECCTL_EXIT_OK;
+	}
+	json_object_put(mv.arr);
+	store_txn_end(tx);
+	store_close(st);
+	return status;
+}
+
+/* --- recommend ----------------------------------------------------------------- */
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+struct seen { uint32_t *items; size_t n, cap; };
+
+static int seen_add(uint32_t user, const struct store_event *ev, void *arg)
+{
+	struct seen *s = arg;
+	(void)user;
+	if (s->n == s->cap) {
+		size_t ncap = s->cap ? s->cap * 2 : 256;
+		uint32_t *p = realloc(s->items, ncap * sizeof *p);
+		if (!p)
+			return -ENOMEM;
+		s->items = p;
+		s->cap = ncap;
+	}
+	s->items[s->n++] = ev->item;
+	return 0;
+}
+
+static void recommend_usage(FILE *f)
+{
+	fprintf(f,
+	        "Usage: recctl [-d DIR] [--json] recommend [-k N] [--explain] [--include-seen]\n"
+	        "                                         [--model V] USER\n"
+	        "The top N items (default 10, at most %d) for USER from a stored model version\n"
+	        "(default: the latest), computed in this process from the user's latest events.\n"
+	        "Items the user already interacted with are left out unless --include-seen.\n"
+	        "--explain lists the history events that weighed most (last block's attention).\n",
+	        MODEL_K_MAX);
+}
+
+int cmd_recommend(struct recctl *ctl, int argc, char **argv)
+{
+	enum { O_EXPLAIN = 256, O_SEEN, O_MODEL, O_JSON };
+	static const struct option opts[] = {
+		{ "explain", no_argument, NULL, O_EXPLAIN },    { "include-seen", no_argument, NULL, O_SEEN },
+		{ "model", required_argument, NULL, O_MODEL },  { "json", no_argument, NULL, O_JSON },
+		{ "help", no_argument, NULL, 'h' },             { NULL, 0, NULL, 0 },
+	};
+	struct store *st = NULL;
+	struct store_txn *tx = NULL;
+	struct seqrec *m = NULL;
+	struct kern *k = NULL;
+	struct store_model_meta meta;
+	struct store_event *ev = NULL;
+	struct seen seen = { 0 };
+	uint32_t *items = NULL, uid;
+	float *scores = NULL, *h = NULL, *w = NULL;
+	long kk = 10, version = 0;
+	int c, r, explain = 0, include_seen = 0, got, used, status = RECCTL_EXIT_FAIL;
+	size_t nev;
+	char why[512];
+
+	while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			if (opt_long("recommend", "-k", optarg, 1, MODEL_K_MAX, &kk) < 0)
+				return RECCTL_EXIT_USAGE;
+			break;
+		case O_EXPLAIN: explain = 1; break;
+		case O_SEEN:    include_seen = 1; break;
+		case O_MODEL:
+			if (opt_long("recommend", "--model", optarg, 1, 0xfffffffe, &version) < 0)
+				return RECCTL_EXIT_USAGE;
+			break;
+		case O_JSON: ctl->json = 1; break;
+		case 'h': recommend_usage(stdout); return RECCTL_EXIT_OK;
+		default:  recommend_usage(stderr); return RECCTL_EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		recommend_usage(stderr);
+		return RECCTL_EXIT_USAGE;
+	}
+	const char *user = argv[optind];
+	if (recctl_open_store(ctl, &st, 1) < 0)
+		return RECCTL_EXIT_FAIL;
+	/* One thread: a single user's pass is small; threads would only wait. */
+	if (model_kern(1, &k) < 0)
+		goto out;
+	if ((r = seqrec_load_store(&m, k, 1, st, (uint32_t)version, &meta, why, sizeof why)) < 0) {
+		recctl_err("recommend: %s", why);
+		goto out;
+	}
+	int T = m->cfg.T;
+	ev = calloc((size_t)T + 1, sizeof *ev);
+	items = calloc((size_t)kk, sizeof *items);
+	scores = calloc((size_t)kk, sizeof *scores);
+	h = calloc((size_t)m->cfg.C, sizeof *h);
+	w = calloc((size_t)T, sizeof *w);
+	if (!ev || !items || !scores || !h || !w) {
+		recctl_err("recommend: out of memory");
+		goto out;
+	}
+	if ((r = store_read_begin(st, &tx)) < 0)
+		goto fail_store;
+	if ((r = store_user_lookup(tx, user, strlen(user), &uid)) < 0) {
+		if (r == -ENOENT)
+			recctl_err("recommend: no user '%s' in %s", user, ctl->state_dir);
+		else
+			recctl_err("recommend: %s", store_errmsg(st));
+		goto out;
+	}
+	if ((r = store_events_last(tx, uid, (size_t)T + 1, ev, &nev)) < 0)
+		goto fail_store;
+	if ((r = seqrec_user_repr_events(m, ev, nev, h, &used)) < 0) {
+		recctl_err("recommend: user '%s' has no event with an item model %u knows", user, meta.version);
+		goto out;
+	}
+	if (explain && (r = seqrec_influence(m, used, w)) < 0) {
+		recctl_err("recommend: explaining: %s", strerror(-r));
+		goto out;
+	}
+	if (!include_seen) {
+		if ((r = store_events_foreach(tx, uid, seen_add, &seen)) < 0)
+			goto fail_store;
+		qsort(seen.items, seen.n, sizeof *seen.items, cmp_u32);
+	}
+	if ((r = seqrec_topk(m, h, (int)kk, seen.items, seen.n, items, scores, &got)) < 0) {
+		recctl_err("recommend: %s", strerror(-r));
+		goto out;
+	}
+
+	/* The events the representation covers are the last `used` of ev[]. */
+	const struct store_event *hist = ev + (nev - (size_t)used);
+	int order[MODEL_EXPLAIN_TOP], norder = 0;
+	for (int pick = 0; explain && pick < MODEL_EXPLAIN_TOP && pick < used; pick++) {
+		int best = -1;
+		for (int i = 0; i < used; i++) {
+			int taken = 0;
+			for (int j = 0; j < norder; j++)
+				taken |= order[j] == i;
+			if (!taken && (best < 0 || w[i] > w[best]))
+				best = i;
+		}
+		order[norder++] = best;
+	}
+	json_object *o = ctl->json ? json_object_new_object() : NULL, *arr = NULL;
+	if (o) {
+		json_object_object_add(o, "user", json_object_new_string(user));
+		json_object_object_add(o, "model", json_object_new_int64(meta.version));
+		arr = json_object_new_array();
+	} else {
+		printf("top %d for user %s (model version %u, from %d events):\n", got, user, meta.version, used);
+	}
+	for (int i = 0; i < got; i++) {
+		struct store_item it = { 0 };
+		store_item_get(tx, items[i], &it);
+		if (o) {
+			json_object *e = json_object_new_object();
+			json_object_object_add(e, "item", json_object_new_string_len(it.ext_id ? it.ext_id : "", (int)it.ext_id_len));
+			json_object_object_add(e, "title", json_object_new_string_len(it.title ? it.title : "", (int)it.title_len));
+			json_object_object_add(e, "score", json_object_new_double(scores[i]));
+			json_object_array_add(arr, e);
+		} else {
+			printf("  %2d. %-10.*s %7.3f  %.*s\n", i + 1, (int)it.ext_id_len, it.ext_id ? it.ext_id : "",
+			       scores[i], (int)(it.title_len > 60 ? 60 : it.title_len), it.title ? it.title : "");
+		}
+	}
+	if (o)
+		json_object_object_add(o, "items", arr);
+	if (explain) {
+		json_object *ex = o ? json_object_new_array() : NULL;
+		if (!o)
+			printf("because of (share of the last block's attention):\n");
+		for (int j = 0; j < norder; j++) {
+			const struct store_event *e = &hist[order[j]];
+			struct store_item it = { 0 };
+			const char *act = "?";
+			size_t actl = 1;
+			store_item_get(tx, e->item, &it);
+			store_action_name(tx, e->action, &act, &actl);
+			if (ex) {
+				json_object *x = json_object_new_object();
+				json_object_object_add(x, "item", json_object_new_string_len(it.ext_id ? it.ext_id : "", (int)it.ext_id_len));
+				json_object_object_add(x, "title", json_object_new_string_len(it.title ? it.title : "", (int)it.title_len));
+				json_object_object_add(x, "action", json_object_new_string_len(act, (int)actl));
+				json_object_object_add(x, "time", json_object_new_int64(e->ts));
+				json_object_object_add(x, "weight", json_object_new_double(w[order[j]]));
+				json_object_array_add(ex, x);
+			} else {
+				printf("  %5.1f%%  %-8.*s %-10.*s %.*s\n", 100.0 * w[order[j]], (int)actl, act,
+				       (int)it.ext_id_len, it.ext_id ? it.ext_id : "",
+				       (int)(it.title_len > 50 ? 50 : it.title_len), it.title ? it.title : "");
+			}
+		}
+		if (o)
+			json_object_object_add(o, "because", ex);
+	}
+	if (o) {
+		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	}
+	status = RECCTL_EXIT_OK;
+	goto out;
+fail_store:
+	recctl_err("recommend: %s", store_errmsg(st));
+out:
+	store_txn_end(tx);
+	seqrec_free(m);
+	kern_free(k);
+	store_close(st);
+	free(ev);
+	free(items);
+	free(scores);
+	free(h);
+	free(w);
+	free(seen.items);
+	return status;
+}
