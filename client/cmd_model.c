@@ -24,20 +24,6 @@
 #define MODEL_THREADS_MAX  256
 #define MODEL_EXPLAIN_TOP  5      /* history events shown by --explain */
 
-/* Strict number parsing for options: the whole string, within [lo, hi]. */
-static int opt_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi) {
-		recctl_err("%s: %s: '%s' is not a whole number from %ld to %ld", cmd, opt, s, lo, hi);
-		return -EINVAL;
-	}
-	*out = v;
-	return 0;
-}
-
 static int opt_float(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out)
 {
 	char *end;
@@ -217,20 +203,20 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 		int bad = 0;
 		switch (c) {
 		case O_PRESET: break;
-		case O_DIM:      bad = opt_long("train", "--dim", optarg, 8, 1024, &v); cfg.C = (int)v; break;
-		case O_BLOCKS:   bad = opt_long("train", "--blocks", optarg, 1, 48, &v); cfg.L = (int)v; break;
-		case O_HEADS:    bad = opt_long("train", "--heads", optarg, 1, 64, &v); cfg.NH = (int)v; break;
-		case O_MAXLEN:   bad = opt_long("train", "--maxlen", optarg, 2, 4096, &v); cfg.T = (int)v; break;
+		case O_DIM:      bad = recctl_parse_long("train", "--dim", optarg, 8, 1024, &v); cfg.C = (int)v; break;
+		case O_BLOCKS:   bad = recctl_parse_long("train", "--blocks", optarg, 1, 48, &v); cfg.L = (int)v; break;
+		case O_HEADS:    bad = recctl_parse_long("train", "--heads", optarg, 1, 64, &v); cfg.NH = (int)v; break;
+		case O_MAXLEN:   bad = recctl_parse_long("train", "--maxlen", optarg, 2, 4096, &v); cfg.T = (int)v; break;
 		case O_DROPOUT:  bad = opt_float("train", "--dropout", optarg, 0, 0.9, &x); cfg.dropout = (float)x; break;
 		case O_FEATURES: bad = opt_features(optarg, &cfg.features); break;
-		case O_EPOCHS:   bad = opt_long("train", "--epochs", optarg, 1, 10000, &v); to.epochs = (int)v; break;
-		case O_PATIENCE: bad = opt_long("train", "--patience", optarg, 0, 10000, &v); to.patience = (int)v; break;
-		case O_BATCH:    bad = opt_long("train", "--batch", optarg, 1, 4096, &v); to.batch = (int)v; break;
+		case O_EPOCHS:   bad = recctl_parse_long("train", "--epochs", optarg, 1, 10000, &v); to.epochs = (int)v; break;
+		case O_PATIENCE: bad = recctl_parse_long("train", "--patience", optarg, 0, 10000, &v); to.patience = (int)v; break;
+		case O_BATCH:    bad = recctl_parse_long("train", "--batch", optarg, 1, 4096, &v); to.batch = (int)v; break;
 		case O_LR:       bad = opt_float("train", "--lr", optarg, 1e-7, 1, &x); to.optim.lr = (float)x; break;
-		case O_SEED:     bad = opt_long("train", "--seed", optarg, 0, 0x7fffffff, &v); to.seed = (uint64_t)v; break;
-		case O_VALID:    bad = opt_long("train", "--valid-users", optarg, 0, 100000000, &v); to.valid_users = (uint32_t)v; break;
-		case O_THREADS:  bad = opt_long("train", "--threads", optarg, 1, MODEL_THREADS_MAX, &threads); break;
-		case O_EVAL_EVERY: bad = opt_long("train", "--eval-every", optarg, 0, 10000, &v); to.eval_every = (int)v; break;
+		case O_SEED:     bad = recctl_parse_long("train", "--seed", optarg, 0, 0x7fffffff, &v); to.seed = (uint64_t)v; break;
+		case O_VALID:    bad = recctl_parse_long("train", "--valid-users", optarg, 0, 100000000, &v); to.valid_users = (uint32_t)v; break;
+		case O_THREADS:  bad = recctl_parse_long("train", "--threads", optarg, 1, MODEL_THREADS_MAX, &threads); break;
+		case O_EVAL_EVERY: bad = recctl_parse_long("train", "--eval-every", optarg, 0, 10000, &v); to.eval_every = (int)v; break;
 		case O_JSON:     ctl->json = 1; break;
 		case 'q':        ctl->quiet = 1; break;
 		case 'h':        train_usage(stdout); return RECCTL_EXIT_OK;
@@ -349,7 +335,7 @@ int cmd_eval(struct recctl *ctl, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case O_MODEL:
-			if (opt_long("eval", "--model", optarg, 1, 0xfffffffe, &version) < 0)
+			if (recctl_parse_long("eval", "--model", optarg, 1, 0xfffffffe, &version) < 0)
 				return RECCTL_EXIT_USAGE;
 			break;
 		case O_PROTO:
@@ -371,7 +357,7 @@ int cmd_eval(struct recctl *ctl, int argc, char **argv)
 			}
 			break;
 		case O_THREADS:
-			if (opt_long("eval", "--threads", optarg, 1, MODEL_THREADS_MAX, &threads) < 0)
+			if (recctl_parse_long("eval", "--threads", optarg, 1, MODEL_THREADS_MAX, &threads) < 0)
 				return RECCTL_EXIT_USAGE;
 			break;
 		case O_JSON: ctl->json = 1; break;
@@ -554,13 +540,13 @@ int cmd_recommend(struct recctl *ctl, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
-			if (opt_long("recommend", "-k", optarg, 1, MODEL_K_MAX, &kk) < 0)
+			if (recctl_parse_long("recommend", "-k", optarg, 1, MODEL_K_MAX, &kk) < 0)
 				return RECCTL_EXIT_USAGE;
 			break;
 		case O_EXPLAIN: explain = 1; break;
 		case O_SEEN:    include_seen = 1; break;
 		case O_MODEL:
-			if (opt_long("recommend", "--model", optarg, 1, 0xfffffffe, &version) < 0)
+			if (recctl_parse_long("recommend", "--model", optarg, 1, 0xfffffffe, &version) < 0)
 				return RECCTL_EXIT_USAGE;
 			break;
 		case O_JSON: ctl->json = 1; break;

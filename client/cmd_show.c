@@ -41,17 +41,6 @@ static void show_time(char *buf, size_t len, int64_t ts, int seconds)
 		snprintf(buf, len, "%" PRId64, ts);
 }
 
-static int show_parse_count(const char *s, long max, long *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || *end || end == s || v < 1 || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static void events_usage(FILE *f)
 {
 	fprintf(f, "Usage: recctl [-d DIR] [--json] events [-n N] USER\n"
@@ -78,10 +67,8 @@ int cmd_events(struct recctl *ctl, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
-			if (show_parse_count(optarg, SHOW_EVENTS_MAX, &n) < 0) {
-				recctl_err("events: -n '%s': expected a number from 1 to %d", optarg, SHOW_EVENTS_MAX);
+			if (recctl_parse_long("events", "-n", optarg, 1, SHOW_EVENTS_MAX, &n) < 0)
 				return RECCTL_EXIT_USAGE;
-			}
 			break;
 		case 'j': ctl->json = 1; break;
 		case 'h': events_usage(stdout); return RECCTL_EXIT_OK;

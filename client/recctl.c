@@ -39,6 +39,19 @@ void recctl_err(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+int recctl_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi) {
+		recctl_err("%s: %s: '%s' is not a whole number from %ld to %ld", cmd, opt, s, lo, hi);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
 int recctl_open_store(const struct recctl *ctl, struct store **st, int readonly)
 {
 	struct store_options o = { .map_size = 0, .pseudonymise = -1, .readonly = readonly };

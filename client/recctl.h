@@ -23,6 +23,10 @@ struct recctl {
 
 /* Opens the store in ctl->state_dir, printing the reason on failure. */
 int recctl_open_store(const struct recctl *ctl, struct store **st, int readonly);
+/* Parses an option's whole-number value in [lo, hi]; on a bad one prints
+ * "recctl: CMD: OPT: 'S' is not a whole number from LO to HI" and returns
+ * -EINVAL (the caller exits with RECCTL_EXIT_USAGE). */
+int recctl_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 /* Prints "recctl: " + message to stderr. */
 void recctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -11,14 +11,8 @@
 #include <string.h>
 
 #include "model/eval.h"
+#include "model/model_int.h"
 
-static uint64_t mix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
 struct acc {
 	double hr10, ndcg10, hr50, ndcg50, hr200, ndcg200, mrr;
@@ -204,7 +198,7 @@ int seqrec_eval_sampled(struct seqrec *m, const struct seqrec_data *d, enum seqr
 			for (int j = 1; j <= nneg; j++) {
 				int32_t it;
 				do
-					it = 1 + (int32_t)(mix64(&rng) % (uint64_t)(V - 1));
+					it = 1 + (int32_t)(seqrec_mix64(&rng) % (uint64_t)(V - 1));
 				while (stamp[it] == mark);
 				cand[j] = it;  /* drawn with replacement, as SASRec's evaluation does */
 			}

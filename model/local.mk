@@ -2,7 +2,7 @@
 # recommender, its training and evaluation) and its tests.
 noinst_LTLIBRARIES += libmodel.la
 libmodel_la_SOURCES = model/seqrec.c model/seqrec.h model/train.c model/train.h \
-	model/eval.c model/eval.h
+	model/eval.c model/eval.h model/model_int.h
 libmodel_la_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) $(LMDB_CFLAGS)
 libmodel_la_LIBADD = libkernels.la libstore.la $(BLAS_LIBS) $(LMDB_LIBS) $(SODIUM_LIBS) -lm
 

@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "model/seqrec.h"
+#include "model/model_int.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "checkpoints store float32 little-endian; add byte swapping for this host"
@@ -26,9 +27,7 @@
 
 /* --- small helpers -------------------------------------------------------- */
 
-static int seqrec_why(char *why, size_t whylen, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int seqrec_why(char *why, size_t whylen, int err, const char *fmt, ...)
+int seqrec_why(char *why, size_t whylen, int err, const char *fmt, ...)
 {
 	if (why && whylen) {
 		va_list ap;
@@ -39,13 +38,6 @@ static int seqrec_why(char *why, size_t whylen, int err, const char *fmt, ...)
 	return err;
 }
 
-static uint64_t splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
 /* Seed of one dropout site (or the negative sampler) of a step.  Sites: 0
  * the input, 1 + 2l and 2 + 2l block l's residual branches, SITE_FFN_INNER + l
@@ -55,12 +47,12 @@ static uint64_t splitmix64(uint64_t *s)
 static uint64_t site_seed(uint64_t seed, uint64_t site)
 {
 	uint64_t s = seed ^ (site * 0xd1b54a32d192ed03ull);
-	return splitmix64(&s);
+	return seqrec_mix64(&s);
 }
 
 static double rng_uniform(uint64_t *s)  /* in (0, 1) */
 {
-	return ((double)(splitmix64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+	return ((double)(seqrec_mix64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 }
 
 static float rng_normal(uint64_t *s)
@@ -438,7 +430,7 @@ static void sample_negatives(struct seqrec *m, uint64_t seed)
 	int V = m->cfg.V;
 	for (int i = 0; i < m->cfg.neg; i++) {
 		if (!m->cdf) {
-			m->neg[i] = 1 + (int32_t)(splitmix64(&s) % (uint64_t)(V - 1));
+			m->neg[i] = 1 + (int32_t)(seqrec_mix64(&s) % (uint64_t)(V - 1));
 			continue;
 		}
 		double u = rng_uniform(&s);

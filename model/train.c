@@ -13,27 +13,8 @@
 
 #include "model/eval.h"
 #include "model/train.h"
+#include "model/model_int.h"
 
-static int train_why(char *why, size_t whylen, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int train_why(char *why, size_t whylen, int err, const char *fmt, ...)
-{
-	if (why && whylen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(why, whylen, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
-
-static uint64_t mix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
 static double now_s(void)
 {
@@ -122,14 +103,14 @@ int seqrec_data_load(struct seqrec_data **out, struct store *st, const struct se
 	int r;
 
 	if (!(d = calloc(1, sizeof *d)))
-		return train_why(why, whylen, -ENOMEM, "out of memory");
+		return seqrec_why(why, whylen, -ENOMEM, "out of memory");
 	d->NI = seqrec_config_inputs(cfg);
 	if ((r = store_read_begin(st, &tx)) < 0 || (r = store_counts(tx, &c)) < 0) {
-		train_why(why, whylen, r, "%s", store_errmsg(st));
+		seqrec_why(why, whylen, r, "%s", store_errmsg(st));
 		goto fail;
 	}
 	if (c.items + 1 > (1u << 28)) {
-		r = train_why(why, whylen, -E2BIG, "%llu items is more than the model takes", (unsigned long long)c.items);
+		r = seqrec_why(why, whylen, -E2BIG, "%llu items is more than the model takes", (unsigned long long)c.items);
 		goto fail;
 	}
 	d->V = (int)c.items + 1;
@@ -141,16 +122,16 @@ int seqrec_data_load(struct seqrec_data **out, struct store *st, const struct se
 	d->ev = malloc(((size_t)c.events + 1) * (size_t)d->NI * sizeof *d->ev);
 	d->item_count = calloc((size_t)d->V, sizeof *d->item_count);
 	if (!d->user || !d->off || !d->ev || !d->item_count) {
-		r = train_why(why, whylen, -ENOMEM, "out of memory for %llu events", (unsigned long long)c.events);
+		r = seqrec_why(why, whylen, -ENOMEM, "out of memory for %llu events", (unsigned long long)c.events);
 		goto fail;
 	}
 	r = store_events_foreach_all(tx, load_event, &x);
 	if (x.err) {
-		r = train_why(why, whylen, x.err, "out of memory reading events");
+		r = seqrec_why(why, whylen, x.err, "out of memory reading events");
 		goto fail;
 	}
 	if (r < 0) {
-		train_why(why, whylen, r, "%s", store_errmsg(st));
+		seqrec_why(why, whylen, r, "%s", store_errmsg(st));
 		goto fail;
 	}
 	store_txn_end(tx);
@@ -289,14 +270,14 @@ int seqrec_train(struct seqrec *m, const struct seqrec_data *d, const struct seq
 	double t0 = now_s();
 
 	if (B < 1 || B > m->B)
-		return train_why(why, whylen, -EINVAL, "batch %d: the model was made for batches of 1 to %d", B, m->B);
+		return seqrec_why(why, whylen, -EINVAL, "batch %d: the model was made for batches of 1 to %d", B, m->B);
 	if (NI != seqrec_config_inputs(&m->cfg) || d->V != m->cfg.V)
-		return train_why(why, whylen, -EINVAL, "the data has %d items and %d inputs per event, the model %d and %d",
+		return seqrec_why(why, whylen, -EINVAL, "the data has %d items and %d inputs per event, the model %d and %d",
 		                 d->V - 1, NI, m->cfg.V - 1, seqrec_config_inputs(&m->cfg));
 	if (o->epochs < 1)
-		return train_why(why, whylen, -EINVAL, "epochs %d: at least 1", o->epochs);
+		return seqrec_why(why, whylen, -EINVAL, "epochs %d: at least 1", o->epochs);
 	if ((r = seqrec_train_alloc(m)) < 0)
-		return train_why(why, whylen, r, "out of memory for gradients");
+		return seqrec_why(why, whylen, r, "out of memory for gradients");
 	/* a run starts its own optimizer: fresh moments, the schedule from step 1 */
 	memset(m->m_mem, 0, m->nparams * sizeof(float));
 	memset(m->v_mem, 0, m->nparams * sizeof(float));
@@ -310,7 +291,7 @@ int seqrec_train(struct seqrec *m, const struct seqrec_data *d, const struct seq
 	pad = malloc((size_t)B * sizeof *pad);
 	best = malloc(m->nparams * sizeof *best);
 	if (!order || !border || !in || !tg || !pad || !best) {
-		r = train_why(why, whylen, -ENOMEM, "out of memory");
+		r = seqrec_why(why, whylen, -ENOMEM, "out of memory");
 		goto out;
 	}
 	for (uint32_t i = 0; i < (o->users ? o->nusers : d->nusers); i++) {
@@ -320,7 +301,7 @@ int seqrec_train(struct seqrec *m, const struct seqrec_data *d, const struct seq
 			order[nex++] = u;
 	}
 	if (nex == 0) {
-		r = train_why(why, whylen, -ENODATA, "no user has two training events");
+		r = seqrec_why(why, whylen, -ENODATA, "no user has two training events");
 		goto out;
 	}
 	uint32_t nbatches = (nex + (uint32_t)B - 1) / (uint32_t)B;
@@ -329,7 +310,7 @@ int seqrec_train(struct seqrec *m, const struct seqrec_data *d, const struct seq
 	int64_t steps_per_epoch = nbatches;
 	int64_t steps_max = steps_per_epoch * o->epochs;
 	if (m->cfg.loss == SEQREC_LOSS_SAMPLED && (r = seqrec_set_sampling(m, o->neg_popular ? d->item_count : NULL)) < 0) {
-		train_why(why, whylen, r, "out of memory");
+		seqrec_why(why, whylen, r, "out of memory");
 		goto out;
 	}
 	if (o->max_steps > 0 && o->max_steps < steps_max)
@@ -346,7 +327,7 @@ int seqrec_train(struct seqrec *m, const struct seqrec_data *d, const struct seq
 		/* Fisher-Yates with a generator of (seed, epoch): the same order for a seed */
 		uint64_t rs_state = o->seed ^ (0x5851f42d4c957f2dull * (uint64_t)epoch);
 		for (uint32_t i = nex - 1; i > 0; i--) {
-			uint32_t j = (uint32_t)(mix64(&rs_state) % ((uint64_t)i + 1));
+			uint32_t j = (uint32_t)(seqrec_mix64(&rs_state) % ((uint64_t)i + 1));
 			uint32_t tmp = order[i];
 			order[i] = order[j];
 			order[j] = tmp;
@@ -363,7 +344,7 @@ int seqrec_train(struct seqrec *m, const struct seqrec_data *d, const struct seq
 				qsort(order + p0, pn, sizeof *order, by_train_length);
 			}
 			for (uint32_t i = nbatches - 1; i > 0; i--) {
-				uint32_t j = (uint32_t)(mix64(&rs_state) % ((uint64_t)i + 1));
+				uint32_t j = (uint32_t)(seqrec_mix64(&rs_state) % ((uint64_t)i + 1));
 				uint32_t tmp = border[i];
 				border[i] = border[j];
 				border[j] = tmp;
@@ -384,16 +365,16 @@ int seqrec_train(struct seqrec *m, const struct seqrec_data *d, const struct seq
 				seqrec_fill_row(d, first, n, in, tg, pad, nb, Tb, b);
 			}
 			uint64_t sseed = o->seed * 0x9e3779b97f4a7c15ull + (uint64_t)rs.steps + 1;
-			struct seqrec_batch bt = { nb, Tb, in, pad, tg, mix64(&sseed) };
+			struct seqrec_batch bt = { nb, Tb, in, pad, tg, seqrec_mix64(&sseed) };
 			double loss;
 			seqrec_zero_grad(m);
 			if ((r = seqrec_forward(m, &bt, 1, &loss)) < 0 || (r = seqrec_backward(m)) < 0 ||
 			    (r = seqrec_step(m, &opt, &gnorm, &lr)) < 0) {
-				train_why(why, whylen, r, "step %lld failed: %s", (long long)rs.steps + 1, strerror(-r));
+				seqrec_why(why, whylen, r, "step %lld failed: %s", (long long)rs.steps + 1, strerror(-r));
 				goto out;
 			}
 			if (!isfinite(loss)) {
-				r = train_why(why, whylen, -EDOM, "step %lld: the loss is %g (diverged; lower the learning rate)",
+				r = seqrec_why(why, whylen, -EDOM, "step %lld: the loss is %g (diverged; lower the learning rate)",
 				              (long long)rs.steps + 1, loss);
 				goto out;
 			}
@@ -430,7 +411,7 @@ int seqrec_train(struct seqrec *m, const struct seqrec_data *d, const struct seq
 		if (o->eval_every > 0 && (epoch % o->eval_every == 0 || epoch == o->epochs || rs.stopped)) {
 			struct seqrec_metrics mt;
 			if ((r = seqrec_eval_full(m, d, SEQREC_SPLIT_VALID, o->valid_users, &mt)) < 0) {
-				train_why(why, whylen, r, "validation failed: %s", strerror(-r));
+				seqrec_why(why, whylen, r, "validation failed: %s", strerror(-r));
 				goto out;
 			}
 			p.val_ndcg10 = mt.ndcg10;
