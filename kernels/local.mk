@@ -3,7 +3,7 @@ noinst_LTLIBRARIES += libkernels.la
 libkernels_la_SOURCES = kernels/kernels.h kernels/backend.h kernels/kernels.c \
 	kernels/cpu/cpu.h kernels/cpu/cpu.c kernels/cpu/vec_body.h \
 	kernels/cpu/vec_generic.c kernels/cpu/vec_avx2.c \
-	kernels/cpu/matmul.c kernels/cpu/attention.c kernels/cpu/xent.c \
+	kernels/cpu/gemm.c kernels/cpu/matmul.c kernels/cpu/attention.c kernels/cpu/xent.c \
 	kernels/cpu/elementwise.c kernels/cpu/adamw.c
 libkernels_la_CFLAGS = $(AM_CFLAGS) $(BLAS_CFLAGS)
 libkernels_la_LIBADD = $(BLAS_LIBS) -lpthread -lm

@@ -199,6 +199,11 @@ float *cpu_scratch(struct cpu *c, size_t n)
 	return grow(&c->scratch, &c->scratch_cap, n);
 }
 
+float *cpu_gemm_scratch(struct cpu *c, size_t n)
+{
+	return grow(&c->gscratch, &c->gscratch_cap, n);
+}
+
 float *cpu_tscratch(struct cpu *c, size_t n, size_t *stride)
 {
 	/* Round each thread's part up to a cache line so threads never share one. */
@@ -217,39 +222,16 @@ float *cpu_tscratch(struct cpu *c, size_t n, size_t *stride)
 
 /* ---- OpenBLAS's threads ---- */
 
-/* OpenBLAS's thread count is one setting for the whole process, and
- * changing it while another thread is inside sgemm is not safe in every
- * OpenBLAS version; so it only ever grows, to the largest thread count of
- * any instance created.  Our pool and OpenBLAS never run at the same time:
- * sgemm is called from the caller's thread while our workers sleep. */
-static pthread_mutex_t blas_mu = PTHREAD_MUTEX_INITIALIZER;
-static int blas_threads;
+/* OpenBLAS runs single-threaded, inside our pool's chunks (gemm.c): its
+ * own workers would spin (sched_yield) for a while after each call and
+ * compete for the two cores with our pool's ops, and on a busy machine its
+ * static split waits for whichever thread the OS has put aside.  The
+ * setting is process-wide, made once. */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 
-static void blas_threads_at_least(int n)
+static void blas_single_thread(void)
 {
-	pthread_mutex_lock(&blas_mu);
-	if (n > blas_threads) {
-		openblas_set_num_threads(n);
-		blas_threads = n;
-	}
-	pthread_mutex_unlock(&blas_mu);
-}
-
-void cpu_sgemm(struct cpu *c, int transa, int transb, int M, int N, int K, float alpha, const float *A,
-               int lda, const float *B, int ldb, float beta, float *Cm, int ldc)
-{
-	(void)c;
-	if (M <= 0 || N <= 0)
-		return;
-	if (K <= 0) {
-		/* C = beta * C; BLAS would too, but some reject K = 0's lda. */
-		for (int i = 0; i < M; i++)
-			for (int j = 0; j < N; j++)
-				Cm[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * Cm[(size_t)i * ldc + j];
-		return;
-	}
-	cblas_sgemm(CblasRowMajor, transa ? CblasTrans : CblasNoTrans, transb ? CblasTrans : CblasNoTrans,
-	            M, N, K, alpha, A, lda, B, ldb, beta, Cm, ldc);
+	openblas_set_num_threads(1);
 }
 
 /* ---- instance ---- */
@@ -294,6 +276,7 @@ static void cpu_destroy(struct kern *k)
 	pthread_mutex_destroy(&c->mu);
 	free(c->scratch);
 	free(c->tscratch);
+	free(c->gscratch);
 	free(c);
 }
 
@@ -344,7 +327,7 @@ int kern_cpu_new(struct kern **out, int nthreads)
 			}
 		}
 	}
-	blas_threads_at_least(nthreads);
+	pthread_once(&blas_once, blas_single_thread);
 	*out = &c->kern;
 	return 0;
 fail:

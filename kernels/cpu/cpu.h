@@ -5,8 +5,9 @@
  * Threads and determinism: every op splits its work into pieces whose
  * results do not depend on how many threads compute them (rows, columns,
  * (sequence, head) pairs, fixed-size chunks summed in index order), so the
- * CPU backend's own ops give bitwise the same results for any thread count.
- * Only OpenBLAS's sgemm is outside that promise.
+ * CPU backend's ops give bitwise the same results for any thread count,
+ * the matmuls included: OpenBLAS runs single-threaded on pieces whose
+ * bounds depend on the shape alone (gemm.c).
  *
  * An instance is used by one caller thread at a time. */
 #ifndef RECD_KERNELS_CPU_H
@@ -156,6 +157,8 @@ struct cpu {
 	size_t scratch_cap;
 	float *tscratch;
 	size_t tscratch_cap;        /* floats per thread */
+	float *gscratch;            /* sgemm's partial products (gemm.c) */
+	size_t gscratch_cap;
 };
 
 static inline struct cpu *cpu_of(struct kern *k)
@@ -173,6 +176,9 @@ void cpu_parallel(struct cpu *c, cpu_task_fn fn, void *arg, size_t work);
  * call.  The ops cannot return an error, so running out of memory here aborts
  * with a message; the sizes are bounded by the tuning, not by V or N. */
 float *cpu_scratch(struct cpu *c, size_t n);
+/* cpu_sgemm's own scratch, apart from cpu_scratch's, which callers of
+ * cpu_sgemm hold while they call it. */
+float *cpu_gemm_scratch(struct cpu *c, size_t n);
 /* At least n floats per thread; thread tid's part starts at tid * stride. */
 float *cpu_tscratch(struct cpu *c, size_t n, size_t *stride);
 
@@ -234,7 +240,9 @@ void cpu_score(struct kern *k, float *out, const float *h, const float *emb, con
                int C, int ncand);
 /* dst(n, C) = rows idx[0..n) of src. */
 void cpu_gather_rows(struct cpu *c, float *dst, const float *src, const int32_t *idx, int n, int C);
-/* Cm(M,N) = alpha op(A) op(B) + beta Cm, row-major; op transposes when trans*. */
+/* Cm(M,N) = alpha op(A) op(B) + beta Cm, row-major; op transposes when
+ * trans*.  Split over the pool in pieces that depend on the shape only, so
+ * the result is the same for any thread count (gemm.c). */
 void cpu_sgemm(struct cpu *c, int transa, int transb, int M, int N, int K, float alpha, const float *A,
                int lda, const float *B, int ldb, float beta, float *Cm, int ldc);
 
