@@ -2,7 +2,7 @@
 # run-quality.sh: trains the sequence model on MovieLens-1M and evaluates it
 # with the protocols of ../shared/EVALUATION.md, next to the published numbers.
 # Usage: bench/run quality [--data FILE] [--preset small|large] [--epochs N]
-#                          [--patience N] [--threads N] [--valid-users N]
+#                          [--patience N] [--threads N] [--valid-users N] [--maxlen T]
 # Default data: ../shared/data/ml-1m/ml1m_sasrec_style.txt (the 5-core file).
 # The last line printed is one JSON object.  Installs nothing.
 set -eu
@@ -12,7 +12,7 @@ if [ -z "${RECCTL:-}" ]; then
 	[ -x "$RECCTL" ] || RECCTL=$here/recctl
 fi
 data=$here/../shared/data/ml-1m/ml1m_sasrec_style.txt
-preset=small epochs=100 patience=10 threads=2 valid=0
+preset=small epochs=100 patience=10 threads=2 valid=0 maxlen=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--data) data=$2; shift 2 ;;
@@ -21,6 +21,7 @@ while [ $# -gt 0 ]; do
 	--patience) patience=$2; shift 2 ;;
 	--threads) threads=$2; shift 2 ;;
 	--valid-users) valid=$2; shift 2 ;;
+	--maxlen) maxlen=$2; shift 2 ;;
 	*) echo "run-quality.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -31,7 +32,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 "$RECCTL" -q -d "$tmp/st" import ml1m-seq "$data" >/dev/null
 "$RECCTL" -d "$tmp/st" --json train --preset "$preset" --epochs "$epochs" --patience "$patience" \
-	--threads "$threads" --valid-users "$valid" >"$tmp/train.json"
+	--threads "$threads" --valid-users "$valid" ${maxlen:+--maxlen "$maxlen"} >"$tmp/train.json"
 "$RECCTL" -d "$tmp/st" --json eval --protocol both --threads "$threads" >"$tmp/eval.json"
 
 # Pull numbers out of recctl's JSON with json-c-free shell: one key per line.
@@ -44,7 +45,7 @@ secs=$(val "$tmp/train.json" train_seconds); ep=$(val "$tmp/train.json" epochs)
 best=$(val "$tmp/train.json" best_epoch); rss=$(val "$tmp/train.json" peak_rss_mb)
 
 name=$(basename "$data")
-echo "recd $preset on $name: $ep epochs (best $best) in $secs s, $threads threads, peak RSS $rss MiB"
+echo "recd $preset${maxlen:+ maxlen $maxlen} on $name: $ep epochs (best $best) in $secs s, $threads threads, peak RSS $rss MiB"
 echo "full-ranking leave-one-out, seen items excluded:"
 echo "  recd     HR@10 $full_hr10  NDCG@10 $full_ndcg10  HR@50 $full_hr50  NDCG@50 $full_ndcg50  HR@200 $full_hr200  MRR $full_mrr"
 case $name in
@@ -53,6 +54,6 @@ case $name in
                 echo "  HSTU-large  HR@10 0.3294  NDCG@10 0.1893" ;;
 esac
 echo "sampled-100 leave-one-out: recd HR@10 $s_hr10 NDCG@10 $s_ndcg10; SASRec paper 0.8245 / 0.5905"
-printf '{"protocol":"full-ranking leave-one-out, seen items excluded","data":"%s","preset":"%s","hr@10":%s,"ndcg@10":%s,"hr@50":%s,"ndcg@50":%s,"hr@200":%s,"mrr":%s,"train_seconds":%s,"epochs":%s,"best_epoch":%s,"threads":%s,"peak_rss_mb":%s,"sampled100_hr@10":%s,"sampled100_ndcg@10":%s}\n' \
-	"$name" "$preset" "$full_hr10" "$full_ndcg10" "$full_hr50" "$full_ndcg50" "$full_hr200" "$full_mrr" \
+printf '{"protocol":"full-ranking leave-one-out, seen items excluded","data":"%s","preset":"%s","maxlen":"%s","hr@10":%s,"ndcg@10":%s,"hr@50":%s,"ndcg@50":%s,"hr@200":%s,"mrr":%s,"train_seconds":%s,"epochs":%s,"best_epoch":%s,"threads":%s,"peak_rss_mb":%s,"sampled100_hr@10":%s,"sampled100_ndcg@10":%s}\n' \
+	"$name" "$preset" "${maxlen:-preset}" "$full_hr10" "$full_ndcg10" "$full_hr50" "$full_ndcg50" "$full_hr200" "$full_mrr" \
 	"$secs" "$ep" "$best" "$threads" "$rss" "$s_hr10" "$s_ndcg10"
