@@ -284,7 +284,7 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 		json_object_object_add(o, "peak_rss_mb", json_object_new_double(peak_rss_mb()));
 		json_object_object_add(o, "valid_ndcg@10", json_object_new_double(isnan(res.best_ndcg10) ? 0 : res.best_ndcg10));
 		json_object_object_add(o, "test", metrics_json(&test));
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		recctl_print_json(o);
 		json_object_put(o);
 	} else {
 		printf("stored model version %u: %d epochs (best %d) in %.1f s\n", meta.version, res.epochs,
@@ -394,7 +394,7 @@ int cmd_eval(struct recctl *ctl, int argc, char **argv)
 		for (int i = 0; i < nmt; i++)
 			json_object_array_add(arr, metrics_json(&mt[i]));
 		json_object_object_add(o, "results", arr);
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		recctl_print_json(o);
 		json_object_put(o);
 	} else {
 		printf("model version %u\n", meta.version);
@@ -468,7 +468,7 @@ int cmd_models(struct recctl *ctl, int argc, char **argv)
 		recctl_err("models: %s", store_errmsg(st));
 	} else {
 		if (mv.arr)
-			printf("%s\n", json_object_to_json_string_ext(mv.arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+			recctl_print_json(mv.arr);
 		status = RECCTL_EXIT_OK;
 	}
 	json_object_put(mv.arr);
@@ -674,7 +674,7 @@ int cmd_recommend(struct recctl *ctl, int argc, char **argv)
 			json_object_object_add(o, "because", ex);
 	}
 	if (o) {
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		recctl_print_json(o);
 		json_object_put(o);
 	}
 	status = RECCTL_EXIT_OK;

@@ -143,7 +143,7 @@ int cmd_events(struct recctl *ctl, int argc, char **argv)
 		json_object *o = json_object_new_object();
 		json_object_object_add(o, "user", json_object_new_string(user));
 		json_object_object_add(o, "events", arr);
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		recctl_print_json(o);
 		json_object_put(o);
 	}
 	status = RECCTL_EXIT_OK;
@@ -244,7 +244,7 @@ int cmd_item(struct recctl *ctl, int argc, char **argv)
 		for (size_t i = 0; i < nents; i++)
 			store_kg_foreach_edge(tx, ents[i], STORE_OUT, show_edge, &se);
 		json_object_object_add(o, "kg", se.arr);
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		recctl_print_json(o);
 		json_object_put(o);
 	} else {
 		printf("item %s (internal %u)\n", ext, id);

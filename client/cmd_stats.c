@@ -93,7 +93,7 @@ int cmd_stats(struct recctl *ctl, int argc, char **argv)
 		r = store_dataset_foreach(tx, stats_dataset, &ds);
 		json_object_object_add(o, "datasets", ds.arr);
 		if (r == 0)
-			printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+			recctl_print_json(o);
 		json_object_put(o);
 	} else {
 		struct stats_datasets ds = { NULL, 1 };

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "client/recctl.h"
 
 #define RECCTL_DEFAULT_STATE_DIR "/var/lib/recd"
@@ -37,6 +39,11 @@ void recctl_err(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+void recctl_print_json(struct json_object *o)
+{
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 int recctl_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)

@@ -27,6 +27,10 @@ int recctl_open_store(const struct recctl *ctl, struct store **st, int readonly)
  * "recctl: CMD: OPT: 'S' is not a whole number from LO to HI" and returns
  * -EINVAL (the caller exits with RECCTL_EXIT_USAGE). */
 int recctl_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+/* Prints o as recctl's --json output: one pretty-printed document, with
+ * slashes left as they are (paths stay readable). */
+struct json_object;
+void recctl_print_json(struct json_object *o);
 /* Prints "recctl: " + message to stderr. */
 void recctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -1,6 +1,7 @@
-# packaging/deps.sh: the Debian packages recd needs to build and test, and a
-# function that installs the missing ones.  Sourced by ./quickstart and
-# ./run-tests; keep it in step with configure.ac.
+# packaging/deps.sh: the Debian packages recd needs to build and test, a
+# function that installs the missing ones, and one that readies the source
+# tree for out-of-tree builds.  Sourced by ./quickstart and ./run-tests; keep
+# the package list in step with configure.ac.
 RECD_DEPS="gcc make autoconf automake libtool pkg-config
 liblmdb-dev libsodium-dev liburing-dev libjson-c-dev libopenblas-dev libsystemd-dev
 groff-base mandoc"
@@ -12,6 +13,19 @@ deps_missing() {
 		case "$s" in *" installed") ;; *) missing="$missing $p" ;; esac
 	done
 	echo "$missing"
+}
+
+# Out-of-tree builds (build/, build-asan/) need a source tree that is not
+# configured in place, and a configure script newer than its inputs.
+tree_prepare() {
+	if [ -f config.status ]; then
+		echo "the source tree was configured in place; cleaning it (make distclean)"
+		make distclean >/dev/null 2>&1 || true
+	fi
+	if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then
+		autoreconf -fi >autoreconf.out 2>&1 || { cat autoreconf.out >&2; echo "autoreconf failed" >&2; return 1; }
+		rm -f autoreconf.out
+	fi
 }
 
 deps_install() {

@@ -78,7 +78,7 @@ struct store {
 	int readonly;
 	uint8_t user_key[crypto_generichash_KEYBYTES];
 	uint8_t hash_key[crypto_shorthash_KEYBYTES];
-	struct idcache users, items, entities;
+	struct idcache users, items, entities, relations;
 	/* LMDB may remap only while no transaction of this process is open.
 	 * Every transaction holds this shared; a resize holds it exclusive.
 	 * Writer-preferring, so a resize is not starved by a stream of readers.
@@ -234,6 +234,7 @@ static void store_caches_clear(struct store *st)
 	idcache_clear(&st->users);
 	idcache_clear(&st->items);
 	idcache_clear(&st->entities);
+	idcache_clear(&st->relations);
 }
 
 /* --- opening ----------------------------------------------------------- */
@@ -679,7 +680,8 @@ static int store_id_resolve(struct store_txn *tx, const struct store_idspace *sp
                             size_t len, const MDB_val *diskkey, int add, const MDB_val *rec, uint32_t *id)
 {
 	struct store *st = tx->st;
-	uint64_t h = idcache_hash(st, ext, len);
+	/* Only writers use the cache (see struct idcache): readers skip the hash. */
+	uint64_t h = tx->write ? idcache_hash(st, ext, len) : 0;
 	MDB_val k = *diskkey, d;
 	uint32_t v;
 	int rc, r;
@@ -1305,32 +1307,12 @@ int store_entity_get(struct store_txn *tx, uint32_t id, const char **name, size_
 
 int store_relation_get_or_add(struct store_txn *tx, const char *name, size_t len, uint32_t *id)
 {
-	MDB_val k = { len, (void *)name }, d;
-	uint32_t v;
-	int rc, r;
-
+	int r;
 	if ((r = store_check_id("relation", name, len)) < 0)
 		return r;
-	rc = mdb_get(tx->txn, tx->st->dbi[DBI_RELATION_KEY], &k, &d);
-	if (rc == 0 && d.mv_size == sizeof v) {
-		memcpy(&v, d.mv_data, sizeof v);
-		*id = v;
-		return 0;
-	}
-	if (rc != MDB_NOTFOUND)
-		return store_fail(tx, rc, "relation_key");
-	if ((r = store_need_write(tx)) < 0 || (r = store_next_id(tx, DBI_RELATION, &tx->next_relation)) < 0)
-		return r;
-	v = tx->next_relation;
-	d = (MDB_val){ sizeof v, &v };
-	if ((rc = mdb_put(tx->txn, tx->st->dbi[DBI_RELATION_KEY], &k, &d, MDB_NOOVERWRITE)))
-		return store_fail(tx, rc, "relation_key");
-	MDB_val ik = { sizeof v, &v }, nd = { len, (void *)name };
-	if ((rc = mdb_put(tx->txn, tx->st->dbi[DBI_RELATION], &ik, &nd, MDB_APPEND)))
-		return store_fail(tx, rc, "relation");
-	tx->next_relation++;
-	*id = v;
-	return 0;
+	MDB_val k = { len, (void *)name }, rec = { len, (void *)name };
+	const struct store_idspace sp = { &tx->st->relations, DBI_RELATION_KEY, DBI_RELATION, &tx->next_relation, "relation" };
+	return store_id_resolve(tx, &sp, name, len, &k, 1, &rec, id);
 }
 
 int store_relation_name(struct store_txn *tx, uint32_t id, const char **name, size_t *len)
