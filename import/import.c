@@ -445,6 +445,11 @@ int import_bad(struct import_ctx *ctx, const char *fmt, ...)
 	return -EINVAL;
 }
 
+const char *import_why(const struct import_ctx *ctx)
+{
+	return ctx->why;
+}
+
 static void import_emit(struct import_ctx *ctx, const char *msg)
 {
 	if (ctx->opt.message)
@@ -1306,6 +1311,16 @@ static int apply_event(struct store_txn *tx, const struct import_rec *r, uint32_
 	if (r->ev.device.p && (rc = store_device_id(tx, r->ev.device.p, r->ev.device.n, &ev.device)) < 0)
 		return rc;
 	return store_event_add(tx, uid, &ev, r->ev.text.p, r->ev.text.n);
+}
+
+int import_apply_event(struct store_txn *tx, const struct import_rec *r, uint32_t *uid)
+{
+	const struct imp_str *last = NULL;
+	uint32_t u = 0;
+	int rc = apply_event(tx, r, &u, &last);
+	if (rc == 0)
+		*uid = u;
+	return rc;
 }
 
 static int apply_item(struct store_txn *tx, const struct import_rec *r)

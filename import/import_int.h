@@ -112,6 +112,12 @@ int  import_fail(struct import_ctx *ctx, int err, const char *fmt, ...)
 /* The reason a record is bad (returns -EINVAL). */
 int  import_bad(struct import_ctx *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* The reason import_bad() last recorded (import/event.c reads it). */
+const char *import_why(const struct import_ctx *ctx);
+/* Applies one event record (user, item, action and device names resolved or
+ * created, as a batch does) inside the caller's write transaction; *uid gets
+ * the user's internal ID. */
+int  import_apply_event(struct store_txn *tx, const struct import_rec *r, uint32_t *uid);
 /* A warning about a unit, shown once by the caller's logic (not counted). */
 void import_warn(struct import_ctx *ctx, const struct import_unit *u, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -3,7 +3,7 @@
 noinst_LTLIBRARIES += libimport.la
 libimport_la_SOURCES = import/import.c import/import.h import/import_int.h \
 	import/csv.c import/csv.h import/movielens.c import/recbole.c \
-	import/foursquare.c import/amazon.c import/generic.c
+	import/foursquare.c import/amazon.c import/generic.c import/event.c import/event.h
 libimport_la_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) $(JSONC_CFLAGS)
 libimport_la_LIBADD = $(JSONC_LIBS) $(SODIUM_LIBS) -lm
 EXTRA_DIST += import/FORMATS.md

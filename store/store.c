@@ -1574,6 +1574,35 @@ int store_model_latest(struct store_txn *tx, uint32_t *version)
 	return 0;
 }
 
+/* The active version is the meta key "model_active" (u64); absent or 0 =
+ * none chosen. */
+int store_model_active_get(struct store_txn *tx, uint32_t *version)
+{
+	uint64_t v = 0;
+	int rc = meta_get_u64(tx->txn, tx->st->dbi[DBI_META], "model_active", &v);
+	if (rc == MDB_NOTFOUND)
+		v = 0;
+	else if (rc)
+		return store_fail(tx, rc, "meta model_active");
+	if (v > UINT32_MAX)
+		return store_err(-EIO, "meta model_active: corrupt value %llu", (unsigned long long)v);
+	*version = (uint32_t)v;
+	return 0;
+}
+
+int store_model_active_set(struct store_txn *tx, uint32_t version)
+{
+	MDB_val d;
+	int r, rc;
+	if ((r = store_need_write(tx)) < 0)
+		return r;
+	if (version && (r = store_get_u32key(tx, DBI_MODEL, version, &d)) < 0)
+		return store_err(r, "model version %u does not exist", version);
+	if ((rc = meta_put_u64(tx->txn, tx->st->dbi[DBI_META], "model_active", version)))
+		return store_fail(tx, rc, "meta model_active");
+	return 0;
+}
+
 /* --- metadata ------------------------------------------------------------ */
 
 int store_dataset_put(struct store_txn *tx, const char *name, const char *json)
@@ -1636,6 +1665,90 @@ int store_import_put(struct store_txn *tx, const uint8_t key[32], const struct s
 		return r;
 	rc = mdb_put(tx->txn, tx->st->dbi[DBI_IMPORT], &k, &d, 0);
 	return rc ? store_fail(tx, rc, "import") : 0;
+}
+
+/* --- batch jobs ---------------------------------------------------------- */
+static int store_job_key(const char *id, size_t len, char buf[sizeof STORE_JOB_PREFIX + STORE_JOB_ID_MAX],
+                         MDB_val *k)
+{
+	if (len == 0 || len > STORE_JOB_ID_MAX)
+		return store_err(-EINVAL, "job ID of %zu bytes: 1 to %d", len, STORE_JOB_ID_MAX);
+	memcpy(buf, STORE_JOB_PREFIX, sizeof STORE_JOB_PREFIX - 1);
+	memcpy(buf + sizeof STORE_JOB_PREFIX - 1, id, len);
+	k->mv_size = sizeof STORE_JOB_PREFIX - 1 + len;
+	k->mv_data = buf;
+	return 0;
+}
+
+int store_job_put(struct store_txn *tx, const char *id, size_t len, const struct store_job *j)
+{
+	char buf[sizeof STORE_JOB_PREFIX + STORE_JOB_ID_MAX];
+	MDB_val k, d = { sizeof *j, (void *)j };
+	int r, rc;
+	if ((r = store_need_write(tx)) < 0 || (r = store_job_key(id, len, buf, &k)) < 0)
+		return r;
+	rc = mdb_put(tx->txn, tx->st->dbi[DBI_META], &k, &d, 0);
+	return rc ? store_fail(tx, rc, "job") : 0;
+}
+
+int store_job_get(struct store_txn *tx, const char *id, size_t len, struct store_job *j)
+{
+	char buf[sizeof STORE_JOB_PREFIX + STORE_JOB_ID_MAX];
+	MDB_val k, d;
+	int r, rc;
+	if ((r = store_job_key(id, len, buf, &k)) < 0)
+		return r;
+	rc = mdb_get(tx->txn, tx->st->dbi[DBI_META], &k, &d);
+	if (rc == MDB_NOTFOUND)
+		return store_err(-ENOENT, "no job '%.*s'", (int)len, id);
+	if (rc)
+		return store_fail(tx, rc, "job");
+	if (d.mv_size != sizeof *j)
+		return store_err(-EIO, "job: corrupt record");
+	memcpy(j, d.mv_data, sizeof *j);
+	j->reason[sizeof j->reason - 1] = '\0';
+	return 0;
+}
+
+int store_job_del(struct store_txn *tx, const char *id, size_t len)
+{
+	char buf[sizeof STORE_JOB_PREFIX + STORE_JOB_ID_MAX];
+	MDB_val k;
+	int r, rc;
+	if ((r = store_need_write(tx)) < 0 || (r = store_job_key(id, len, buf, &k)) < 0)
+		return r;
+	rc = mdb_del(tx->txn, tx->st->dbi[DBI_META], &k, NULL);
+	if (rc == MDB_NOTFOUND)
+		return -ENOENT;
+	return rc ? store_fail(tx, rc, "job") : 0;
+}
+
+int store_job_foreach(struct store_txn *tx, store_job_fn fn, void *arg)
+{
+	const size_t plen = sizeof STORE_JOB_PREFIX - 1;
+	MDB_cursor *c;
+	MDB_val k = { plen, (void *)STORE_JOB_PREFIX }, d;
+	int rc, r = 0;
+
+	if ((rc = mdb_cursor_open(tx->txn, tx->st->dbi[DBI_META], &c)))
+		return store_fail(tx, rc, "job");
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		struct store_job j;
+		if (k.mv_size < plen || memcmp(k.mv_data, STORE_JOB_PREFIX, plen) != 0)
+			break;
+		if (d.mv_size != sizeof j || k.mv_size == plen || k.mv_size > plen + STORE_JOB_ID_MAX) {
+			r = store_err(-EIO, "job: corrupt record");
+			break;
+		}
+		memcpy(&j, d.mv_data, sizeof j);
+		j.reason[sizeof j.reason - 1] = '\0';
+		if ((r = fn((const char *)k.mv_data + plen, k.mv_size - plen, &j, arg)))
+			break;
+	}
+	mdb_cursor_close(c);
+	if (r)
+		return r;
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_fail(tx, rc, "job");
 }
 
 int store_counts(struct store_txn *tx, struct store_counts *c)

@@ -165,6 +165,12 @@ int store_model_get(struct store_txn *tx, uint32_t version, struct store_model_m
 typedef int (*store_model_fn)(const struct store_model_meta *meta, size_t blob_len, void *arg);
 int store_model_foreach(struct store_txn *tx, store_model_fn fn, void *arg);
 int store_model_latest(struct store_txn *tx, uint32_t *version);
+/* The active version: the one serving answers with (recctl model use,
+ * serve_use), kept in the store so a restart serves it too.  *version = 0
+ * when none has been chosen (serve the latest). */
+int store_model_active_get(struct store_txn *tx, uint32_t *version);
+/* Chooses it; -ENOENT when the version does not exist.  0 clears the choice. */
+int store_model_active_set(struct store_txn *tx, uint32_t version);
 
 /* --- metadata --------------------------------------------------------- */
 /* Datasets: name -> JSON object text describing it (source, time unit, counts). */
@@ -183,6 +189,26 @@ struct store_import_progress {
 };
 int store_import_get(struct store_txn *tx, const uint8_t key[32], struct store_import_progress *p);
 int store_import_put(struct store_txn *tx, const uint8_t key[32], const struct store_import_progress *p);
+
+/* Batch jobs (daemon/jobs.c): the state of each job the daemon has run,
+ * by job ID (1..STORE_JOB_ID_MAX bytes), so `recctl jobs` shows them across
+ * restarts.  Kept in the meta database under "job/" + ID. */
+#define STORE_JOB_ID_MAX     128
+#define STORE_JOB_REASON_MAX 384
+struct store_job {
+	uint8_t  state;        /* enum jobs_state (daemon/jobs.h) */
+	uint8_t  type;         /* enum jobs_type */
+	uint8_t  pad[6];
+	uint64_t done, total;  /* units */
+	int64_t  queued, started, ended;  /* unix seconds; 0 = not yet */
+	char     reason[STORE_JOB_REASON_MAX]; /* why it failed; NUL-terminated */
+};
+int store_job_put(struct store_txn *tx, const char *id, size_t len, const struct store_job *j);
+int store_job_get(struct store_txn *tx, const char *id, size_t len, struct store_job *j);
+int store_job_del(struct store_txn *tx, const char *id, size_t len);
+/* Every job in ID order; fn returning non-zero stops the walk and is returned. */
+typedef int (*store_job_fn)(const char *id, size_t len, const struct store_job *j, void *arg);
+int store_job_foreach(struct store_txn *tx, store_job_fn fn, void *arg);
 
 struct store_counts {
 	uint64_t users, items, events, entities, relations, triples, models, datasets;

@@ -2,7 +2,8 @@
  * the tests that check them.  Nothing outside store/ and tests/ includes it.
  *
  * Named databases (all in one LMDB environment):
- *   meta        string -> value        schema version, user-ID mode, event seq
+ *   meta        string -> value        schema version, user-ID mode, event seq,
+ *                                      "model_active": u64 active model version (0/absent: none)
  *   user_key    pseudonym|raw -> u32   external user ID -> internal ID
  *   user        u32 -> user record     the ID's pseudonym (or raw ID) + attributes
  *   item_key    ext ID -> u32
@@ -27,6 +28,9 @@
 #include <stdint.h>
 #include <string.h>
 #include "store/store.h"
+
+/* Batch jobs live in meta too: "job/" + job ID -> struct store_job as is. */
+#define STORE_JOB_PREFIX "job/"
 
 #define STORE_EVENT_REC_LEN 32
 #define STORE_EVENT_KEY_LEN 16
