@@ -88,8 +88,23 @@ static int eval_forward(struct seqrec *m, const struct seqrec_data *d, enum seqr
 	return 0;
 }
 
+static int eval_full(struct seqrec *m, const struct seqrec_data *d, enum seqrec_split split,
+                     uint32_t max_users, const uint32_t *only, uint32_t nonly, struct seqrec_metrics *out);
+
 int seqrec_eval_full(struct seqrec *m, const struct seqrec_data *d, enum seqrec_split split,
                      uint32_t max_users, struct seqrec_metrics *out)
+{
+	return eval_full(m, d, split, max_users, NULL, 0, out);
+}
+
+int seqrec_eval_full_users(struct seqrec *m, const struct seqrec_data *d, enum seqrec_split split,
+                           const uint32_t *users, uint32_t nusers, struct seqrec_metrics *out)
+{
+	return eval_full(m, d, split, 0, users, nusers, out);
+}
+
+static int eval_full(struct seqrec *m, const struct seqrec_data *d, enum seqrec_split split,
+                     uint32_t max_users, const uint32_t *only, uint32_t nonly, struct seqrec_metrics *out)
 {
 	const struct kern_ops *ops = m->k->ops;
 	int V = m->cfg.V, C = m->cfg.C, T = m->cfg.T, NI = d->NI;
@@ -113,7 +128,20 @@ int seqrec_eval_full(struct seqrec *m, const struct seqrec_data *d, enum seqrec_
 		r = -EINVAL;
 		goto out;
 	}
-	uint32_t nu = eval_users(d, split, max_users, users);
+	if (d->V > V || d->NI != seqrec_config_inputs(&m->cfg)) {
+		r = -EINVAL;  /* items the model cannot score, or other inputs */
+		goto out;
+	}
+	uint32_t nu = 0;
+	if (only) {
+		for (uint32_t i = 0; i < nonly; i++) {
+			uint64_t first, target;
+			if (only[i] < d->nusers && seqrec_split_input(d, only[i], split, &first, &target) > 0)
+				users[nu++] = only[i];
+		}
+	} else {
+		nu = eval_users(d, split, max_users, users);
+	}
 	for (uint32_t s0 = 0; s0 < nu; s0 += (uint32_t)B) {
 		int nb = (int)(nu - s0 < (uint32_t)B ? nu - s0 : (uint32_t)B);
 		if ((r = eval_forward(m, d, split, users + s0, nb, in, pad, h)) < 0)
@@ -170,7 +198,8 @@ int seqrec_eval_sampled(struct seqrec *m, const struct seqrec_data *d, enum seqr
 		r = -ENOMEM;
 		goto out;
 	}
-	if ((split != SEQREC_SPLIT_VALID && split != SEQREC_SPLIT_TEST) || nneg < 1) {
+	if ((split != SEQREC_SPLIT_VALID && split != SEQREC_SPLIT_TEST) || nneg < 1 || d->V > V ||
+	    d->NI != seqrec_config_inputs(&m->cfg)) {
 		r = -EINVAL;
 		goto out;
 	}

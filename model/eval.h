@@ -26,6 +26,12 @@ struct seqrec_metrics {
  * example there, or an evenly spread subset of max_users (0 = all). */
 int seqrec_eval_full(struct seqrec *m, const struct seqrec_data *d, enum seqrec_split split,
                      uint32_t max_users, struct seqrec_metrics *out);
+/* The same for the users users[0..nusers) (indices into d, each counted
+ * once; those without an example in split are left out), e.g. the users
+ * with events since a model's cut-off.  -EINVAL when d has items the model
+ * cannot score (grow it first: seqrec_grow) or other inputs per event. */
+int seqrec_eval_full_users(struct seqrec *m, const struct seqrec_data *d, enum seqrec_split split,
+                           const uint32_t *users, uint32_t nusers, struct seqrec_metrics *out);
 /* The target against nneg items drawn uniformly (seeded) from those the user
  * never interacted with; the HR/NDCG cut-offs at or past nneg + 1 are 1. */
 int seqrec_eval_sampled(struct seqrec *m, const struct seqrec_data *d, enum seqrec_split split,

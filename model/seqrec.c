@@ -136,6 +136,7 @@ int seqrec_preset(const char *name, struct seqrec_config *out)
 	if (strcmp(name, "small") == 0) {
 		c.C = 64; c.NH = 1; c.L = 2; c.T = 200; c.F = 64;
 		c.dropout = 0.1f; c.act = SEQREC_ACT_RELU;
+		c.pos = SEQREC_POS_FIRST;
 	} else if (strcmp(name, "large") == 0) {
 		c.C = 64; c.NH = 2; c.L = 8; c.T = 200; c.F = 256;
 		c.dropout = 0.2f; c.act = SEQREC_ACT_GELU;
@@ -168,6 +169,7 @@ int seqrec_config_check(const struct seqrec_config *c, char *why, size_t whylen)
 	RANGE(scale_emb, 0, 1);
 	RANGE(loss, 0, 1);
 	RANGE(block, 0, 1);
+	RANGE(pos, 0, 1);
 	RANGE(neg, 0, 1 << 20);
 #undef RANGE
 	if (c->C % c->NH)
@@ -277,7 +279,10 @@ static float *arena_alloc(size_t nfloats)
 	return p;
 }
 
-int seqrec_new(struct seqrec **out, const struct seqrec_config *cfg, struct kern *k, int B)
+/* A model for batches of B; params NULL: its own zeroed parameter arena,
+ * else base's arena, borrowed (inference only). */
+static int seqrec_alloc(struct seqrec **out, const struct seqrec_config *cfg, struct kern *k, int B,
+                        float *params)
 {
 	struct seqrec *m;
 	int NI = seqrec_config_inputs(cfg);
@@ -291,7 +296,8 @@ int seqrec_new(struct seqrec **out, const struct seqrec_config *cfg, struct kern
 	m->B = B;
 	m->T = cfg->T;
 	m->nparams = seqrec_layout(cfg, m->tensors, &m->ntensors, NULL, NULL);
-	if (!(m->param_mem = arena_alloc(m->nparams)))
+	m->params_borrowed = params != NULL;
+	if (!(m->param_mem = params ? params : arena_alloc(m->nparams)))
 		goto nomem;
 	seqrec_layout(cfg, m->tensors, &m->ntensors, &m->params, m->param_mem);
 	m->nacts = seqrec_act_layout(cfg, B, NULL, NULL);
@@ -303,12 +309,15 @@ int seqrec_new(struct seqrec **out, const struct seqrec_config *cfg, struct kern
 	m->pos = calloc(BT, sizeof *m->pos);
 	m->pad = calloc((size_t)B, sizeof *m->pad);
 	m->scores = calloc((size_t)cfg->V, sizeof *m->scores);
-	m->logq = calloc((size_t)cfg->V, sizeof *m->logq);
 	m->neg = calloc((size_t)(cfg->neg > 0 ? cfg->neg : 1), sizeof *m->neg);
 	m->enc = calloc((size_t)NI * cfg->T, sizeof *m->enc);
-	if (!m->in || !m->pos || !m->pad || !m->scores || !m->logq || !m->neg || !m->enc)
+	if (!m->in || !m->pos || !m->pad || !m->scores || !m->neg || !m->enc)
 		goto nomem;
-	seqrec_set_sampling(m, NULL);
+	if (!params) {  /* the sampler's tables serve training only */
+		if (!(m->logq = calloc((size_t)cfg->V, sizeof *m->logq)))
+			goto nomem;
+		seqrec_set_sampling(m, NULL);
+	}
 	*out = m;
 	return 0;
 nomem:
@@ -316,11 +325,22 @@ nomem:
 	return -ENOMEM;
 }
 
+int seqrec_new(struct seqrec **out, const struct seqrec_config *cfg, struct kern *k, int B)
+{
+	return seqrec_alloc(out, cfg, k, B, NULL);
+}
+
+int seqrec_new_infer(struct seqrec **out, const struct seqrec *base, struct kern *k)
+{
+	return seqrec_alloc(out, &base->cfg, k, 1, base->param_mem);
+}
+
 void seqrec_free(struct seqrec *m)
 {
 	if (!m)
 		return;
-	free(m->param_mem);
+	if (!m->params_borrowed)
+		free(m->param_mem);
 	free(m->grad_mem);
 	free(m->m_mem);
 	free(m->v_mem);
@@ -373,6 +393,8 @@ void seqrec_init(struct seqrec *m, uint64_t seed, float std)
 
 int seqrec_train_alloc(struct seqrec *m)
 {
+	if (m->params_borrowed)
+		return -EINVAL;  /* an inference instance never changes the parameters */
 	if (m->grad_mem)
 		return 0;
 	m->grad_mem = arena_alloc(m->nparams);
@@ -398,6 +420,8 @@ void seqrec_zero_grad(struct seqrec *m)
 int seqrec_set_sampling(struct seqrec *m, const uint64_t *counts)
 {
 	int V = m->cfg.V;
+	if (!m->logq)
+		return -EINVAL;  /* an inference instance (seqrec_new_infer) */
 	free(m->cdf);
 	m->cdf = NULL;
 	m->logq[0] = 0.0f;
@@ -492,9 +516,11 @@ int seqrec_forward(struct seqrec *m, const struct seqrec_batch *bt, int train, d
 
 	memcpy(m->in, bt->inputs, (size_t)NI * N * sizeof *m->in);
 	memcpy(m->pad, bt->pad, (size_t)B * sizeof *m->pad);
+	/* padding slots take row 0 under SEQREC_POS_FIRST: nothing sees them */
 	for (int b = 0; b < B; b++)
 		for (int t = 0; t < T; t++)
-			m->pos[(size_t)b * T + t] = t + (m->T - T);
+			m->pos[(size_t)b * T + t] = c->pos == SEQREC_POS_FIRST ? (t >= bt->pad[b] ? t - bt->pad[b] : 0)
+			                                                       : t + (m->T - T);
 	m->cur_B = B;
 	m->cur_T = T;
 	m->cur_train = 0;
@@ -962,6 +988,7 @@ int seqrec_serialize(const struct seqrec *m, void *buf, size_t cap)
 	memcpy(h + 60, &c->dropout, 4);
 	put_u64(h + 64, m->nparams);
 	put_u32(h + 104, (uint32_t)c->block);
+	put_u32(h + 108, (uint32_t)c->pos);
 	crypto_generichash(h + 72, 32, (const unsigned char *)m->param_mem, pbytes, NULL, 0);
 	memcpy(h + SEQREC_CKPT_HEADER, m->param_mem, pbytes);
 	return 0;
@@ -995,6 +1022,7 @@ static int ckpt_header(const void *buf, size_t len, struct seqrec_config *cfg, u
 	static const struct { const char *name; unsigned off; } u32f[] = {
 		{ "C", 16 }, { "NH", 20 }, { "L", 24 }, { "T", 28 }, { "F", 32 }, { "V", 36 }, { "act", 40 },
 		{ "scale_emb", 48 }, { "loss", 52 }, { "neg", 56 }, { "block", 104 },
+		{ "pos", 108 },
 	};
 	for (size_t i = 0; i < sizeof u32f / sizeof u32f[0]; i++)
 		if (get_u32(h + u32f[i].off) > INT32_MAX)
@@ -1012,10 +1040,11 @@ static int ckpt_header(const void *buf, size_t len, struct seqrec_config *cfg, u
 	c.loss = (enum seqrec_loss)get_u32(h + 52);
 	c.neg = (int)get_u32(h + 56);
 	c.block = (enum seqrec_block)get_u32(h + 104);
+	c.pos = (enum seqrec_pos)get_u32(h + 108);
 	memcpy(&c.dropout, h + 60, 4);
 	if ((r = seqrec_config_check(&c, why, whylen)) < 0)
 		return r;
-	for (size_t i = 108; i < SEQREC_CKPT_HEADER; i++)
+	for (size_t i = 112; i < SEQREC_CKPT_HEADER; i++)
 		if (h[i])
 			return seqrec_why(why, whylen, -EINVAL, "reserved header byte %zu is not zero", i);
 	struct seqrec_tensor t[SEQREC_MAX_TENSORS];

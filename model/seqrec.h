@@ -60,6 +60,13 @@ enum seqrec_loss { SEQREC_LOSS_FULL = 0, SEQREC_LOSS_SAMPLED = 1 };
  *          residuals taken on the normalised values:
  *          y = ln1(x);  x = y + attn(q = y, kv = x);  y = ln2(x);  x = y + ffn(y) */
 enum seqrec_block { SEQREC_BLOCK_PRELN = 0, SEQREC_BLOCK_SASREC = 1 };
+/* Which position row an event gets:
+ *  LAST   counted back from the latest event: the latest is always at
+ *         position T-1 (SASRec's left-padded batches)
+ *  FIRST  counted from the first event of the window: 0, 1, ... (SASRec+'s
+ *         right-padded batches), so the latest event's position says how
+ *         long the history is, up to T */
+enum seqrec_pos { SEQREC_POS_LAST = 0, SEQREC_POS_FIRST = 1 };
 
 struct seqrec_config {
 	int C, NH, L, T, F;
@@ -69,13 +76,15 @@ struct seqrec_config {
 	uint32_t features;     /* SEQREC_FEAT_BIT()s of the enabled input features */
 	int scale_emb;         /* item embeddings times sqrt(C) at the input (SASRec) */
 	enum seqrec_block block;
+	enum seqrec_pos pos;   /* position rows */
 	enum seqrec_loss loss; /* training loss */
 	int neg;               /* negatives shared by a batch, SEQREC_LOSS_SAMPLED */
 };
 
 /* Named presets (V is left 0 for the caller to set from the catalog):
  *  small  SASRec's ML-1M model as SASRec+ trains it: C=64, L=2, NH=1, T=200,
- *         dropout 0.1, F=C with ReLU (SASRec's point-wise feed-forward).
+ *         dropout 0.1, F=C with ReLU (SASRec's point-wise feed-forward),
+ *         positions counted from the window's first event (SASRec+).
  *  large  HSTU-large's depth: 8 blocks, 2 heads, T=200, dropout 0.2 as in
  *         generative-recommenders' ML-1M config.  HSTU uses d=50 with no
  *         feed-forward; a standard block here gets C=64 (a multiple of the
@@ -156,6 +165,7 @@ struct seqrec {
 	struct seqrec_params params;   /* into param_mem */
 	struct seqrec_params grads;    /* into grad_mem, NULL until seqrec_train_alloc */
 	float *param_mem, *grad_mem, *m_mem, *v_mem;
+	int params_borrowed;           /* param_mem is another model's (seqrec_new_infer) */
 	size_t nparams;                /* floats in each arena */
 	struct seqrec_tensor tensors[SEQREC_MAX_TENSORS];
 	int ntensors;
@@ -186,6 +196,13 @@ struct seqrec {
  * config, -ENOMEM. */
 int  seqrec_new(struct seqrec **out, const struct seqrec_config *cfg, struct kern *k, int B);
 void seqrec_free(struct seqrec *m);
+/* An inference-only instance (B = 1: one sequence at a time) that shares
+ * base's parameter arena instead of copying it: its own activations and
+ * scratch, no gradients, optimizer state or sampler (seqrec_train_alloc and
+ * seqrec_set_sampling return -EINVAL).  base must outlive it and keep its
+ * parameters unchanged meanwhile.  Instances over one base may run in
+ * different threads at once, each with its own kern.  -ENOMEM. */
+int  seqrec_new_infer(struct seqrec **out, const struct seqrec *base, struct kern *k);
 /* Random initialisation from seed: weight matrices N(0, std) (the output
  * projections of each block scaled by 1/sqrt(2L), GPT-2), embeddings
  * N(0, std) with row 0 of the item table zero, layer norms 1 and 0, biases 0.
@@ -276,7 +293,8 @@ const float *seqrec_hidden(const struct seqrec *m);
  *   64  u64 parameter count    (floats)
  *   72  32 bytes BLAKE2b-256 (crypto_generichash) of the parameter bytes
  *   104 u32 block
- *   108 zero to 128
+ *   108 u32 pos                (0 in checkpoints written before it existed)
+ *   112 zero to 128
  * little-endian, then the parameters as little-endian float32 in arena order. */
 #define SEQREC_CKPT_MAGIC    "RECDSEQ1"
 #define SEQREC_CKPT_VERSION  1u

@@ -33,6 +33,7 @@ void seqrec_data_free(struct seqrec_data *d)
 	free(d->off);
 	free(d->ev);
 	free(d->item_count);
+	free(d->ts);
 	free(d);
 }
 
@@ -79,8 +80,15 @@ static int load_event(uint32_t user, const struct store_event *ev, void *arg)
 		if (!ne)
 			return x->err = -ENOMEM;
 		d->ev = ne;
+		int64_t *nt = realloc(d->ts, (size_t)nc * sizeof *nt);
+		if (!nt)
+			return x->err = -ENOMEM;
+		d->ts = nt;
 		x->cap_ev = nc;
 	}
+	d->ts[d->nevents] = ev->ts;
+	if (ev->ts > d->max_ts)
+		d->max_ts = ev->ts;
 	int32_t *row = d->ev + d->nevents * (uint64_t)d->NI;
 	row[0] = (int32_t)ev->item;
 	int slot = 1;
@@ -105,6 +113,7 @@ int seqrec_data_load(struct seqrec_data **out, struct store *st, const struct se
 	if (!(d = calloc(1, sizeof *d)))
 		return seqrec_why(why, whylen, -ENOMEM, "out of memory");
 	d->NI = seqrec_config_inputs(cfg);
+	d->max_ts = INT64_MIN;
 	if ((r = store_read_begin(st, &tx)) < 0 || (r = store_counts(tx, &c)) < 0) {
 		seqrec_why(why, whylen, r, "%s", store_errmsg(st));
 		goto fail;
@@ -120,8 +129,9 @@ int seqrec_data_load(struct seqrec_data **out, struct store *st, const struct se
 	d->user = malloc((size_t)x.cap_users * sizeof *d->user);
 	d->off = malloc(((size_t)x.cap_users + 1) * sizeof *d->off);
 	d->ev = malloc(((size_t)c.events + 1) * (size_t)d->NI * sizeof *d->ev);
+	d->ts = malloc(((size_t)c.events + 1) * sizeof *d->ts);
 	d->item_count = calloc((size_t)d->V, sizeof *d->item_count);
-	if (!d->user || !d->off || !d->ev || !d->item_count) {
+	if (!d->user || !d->off || !d->ev || !d->ts || !d->item_count) {
 		r = seqrec_why(why, whylen, -ENOMEM, "out of memory for %llu events", (unsigned long long)c.events);
 		goto fail;
 	}
@@ -160,11 +170,19 @@ int seqrec_data_from_items(struct seqrec_data **out, const struct seqrec_config 
 	d->user = malloc(((size_t)nusers + 1) * sizeof *d->user);
 	d->off = malloc(((size_t)nusers + 1) * sizeof *d->off);
 	d->ev = calloc((size_t)n * (size_t)d->NI + 1, sizeof *d->ev);
+	d->ts = calloc((size_t)n + 1, sizeof *d->ts);
 	d->item_count = calloc((size_t)V, sizeof *d->item_count);
-	if (!d->user || !d->off || !d->ev || !d->item_count) {
+	if (!d->user || !d->off || !d->ev || !d->ts || !d->item_count) {
 		seqrec_data_free(d);
 		return -ENOMEM;
 	}
+	d->max_ts = INT64_MIN;
+	for (uint32_t u = 0; u < nusers; u++)
+		for (uint64_t i = user_off[u]; i < user_off[u + 1]; i++) {
+			d->ts[i] = (int64_t)(i - user_off[u]);
+			if (d->ts[i] > d->max_ts)
+				d->max_ts = d->ts[i];
+		}
 	for (uint32_t u = 0; u < nusers; u++)
 		d->user[u] = u + 1;
 	memcpy(d->off, user_off, ((size_t)nusers + 1) * sizeof *d->off);
@@ -253,6 +271,7 @@ void seqrec_train_defaults(struct seqrec_train_opts *o)
 	o->eval_every = 1;
 	o->seed = 1;
 	o->bucket = 0;  /* length bucketing trades a little accuracy for speed; see train.h */
+	o->windows = 1;
 	seqrec_optim_default(&o->optim);
 	o->optim.total = -1;
 	o->optim.lr_min = o->optim.lr;  /* SASRec+: a constant rate */
@@ -362,6 +381,12 @@ int seqrec_train(struct seqrec *m, const struct seqrec_data *d, const struct seq
 			/* the batch is only as long as its longest row: short users cost less */
 			for (int b = 0; b < nb; b++) {
 				uint64_t first, target, n = seqrec_split_input(d, order[s0 + b], SEQREC_SPLIT_TRAIN, &first, &target);
+				if (o->windows && n > (uint64_t)T) {
+					/* the window's end e in [T, n], uniform: each of the
+					 * user's positions is trained on, not only the last T */
+					uint64_t ws = o->seed ^ ((uint64_t)epoch << 32) ^ ((uint64_t)order[s0 + b] * 0xd6e8feb86659fd93ull);
+					n = (uint64_t)T + seqrec_mix64(&ws) % (n - (uint64_t)T + 1);
+				}
 				seqrec_fill_row(d, first, n, in, tg, pad, nb, Tb, b);
 			}
 			uint64_t sseed = o->seed * 0x9e3779b97f4a7c15ull + (uint64_t)rs.steps + 1;

@@ -21,6 +21,10 @@ struct seqrec_data {
 	uint64_t nevents;
 	uint64_t *item_count;     /* (V) events per item */
 	uint64_t snapshot_events; /* events in the store when it was read */
+	int64_t *ts;              /* (nevents) each event's time (store_event.ts) */
+	int64_t max_ts;           /* the latest of them (INT64_MIN with no event): the
+	                           * cut-off a model trained on this data has seen, which
+	                           * fine-tuning compares new events against */
 };
 
 /* Reads every event of the store (one read transaction) for a model with
@@ -29,7 +33,8 @@ int  seqrec_data_load(struct seqrec_data **out, struct store *st, const struct s
                       char *why, size_t whylen);
 /* The same from memory: items[i] in [1, V), users' events contiguous in
  * time order, user_off (nusers + 1) their bounds; features are 0 (no
- * timestamps or actions).  For tests and benchmarks. */
+ * timestamps or actions) and an event's time is its position in its
+ * user's sequence.  For tests and benchmarks. */
 int  seqrec_data_from_items(struct seqrec_data **out, const struct seqrec_config *cfg, int V,
                             const int32_t *items, const uint64_t *user_off, uint32_t nusers);
 void seqrec_data_free(struct seqrec_data *d);
@@ -83,6 +88,10 @@ struct seqrec_train_opts {
 	const uint32_t *users;      /* train on these users only (indices into the data, */
 	uint32_t nusers;            /* e.g. those with new events when fine-tuning); NULL = all */
 	int neg_popular;            /* sampled softmax: draw negatives by popularity, log-Q corrected; 0 = uniform */
+	int windows;                /* a user with more than T training events: 0 = always their last T
+	                             * (SASRec's reference code), 1 = a window ending at a point drawn
+	                             * each epoch from (seed, epoch, user), so early history is trained
+	                             * on too (the default) */
 	int report_every;           /* steps between progress reports; 0 = at epoch ends only */
 	seqrec_progress_fn progress;
 	void *progress_arg;

@@ -363,7 +363,10 @@ static void test_checkpoints(struct kern *k)
 	expect_refusal(k, bad, len, -EINVAL, "checksum mismatch");
 	memcpy(bad, buf, len);
 	bad[110] = 1;
-	expect_refusal(k, bad, len, -EINVAL, "reserved header byte 110");
+	expect_refusal(k, bad, len, -EINVAL, "config out of range: pos is 65536");
+	memcpy(bad, buf, len);
+	bad[114] = 1;
+	expect_refusal(k, bad, len, -EINVAL, "reserved header byte 114");
 
 	/* a file */
 	char *dir = test_tmpdir(), path[4200];

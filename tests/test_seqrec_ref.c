@@ -82,6 +82,7 @@ static void run_case(struct kern *k, struct reader *r, int ci)
 	cfg.features = (uint32_t)hdr[7];
 	cfg.scale_emb = hdr[8];
 	cfg.block = (enum seqrec_block)hdr[13];
+	cfg.pos = (enum seqrec_pos)hdr[14];
 	cfg.dropout = 0.0f;
 	cfg.loss = SEQREC_LOSS_FULL;
 	int B = hdr[9], Tb = hdr[10], NI = hdr[11];
@@ -97,9 +98,10 @@ static void run_case(struct kern *k, struct reader *r, int ci)
 	CHECK_OK(seqrec_new(&m, &cfg, k, B));
 	CHECK_EQ(m->nparams, np);
 	CHECK_OK(seqrec_train_alloc(m));
-	printf("case %d: V=%d C=%d NH=%d L=%d T=%d F=%d act=%s features=0x%x scale_emb=%d block=%s B=%d T(batch)=%d, %zu parameters\n",
+	printf("case %d: V=%d C=%d NH=%d L=%d T=%d F=%d act=%s features=0x%x scale_emb=%d block=%s pos=%s B=%d T(batch)=%d, %zu parameters\n",
 	       ci, cfg.V, cfg.C, cfg.NH, cfg.L, cfg.T, cfg.F, cfg.act == SEQREC_ACT_GELU ? "gelu" : "relu",
-	       (unsigned)cfg.features, cfg.scale_emb, cfg.block == SEQREC_BLOCK_SASREC ? "sasrec" : "preln", B, Tb, np);
+	       (unsigned)cfg.features, cfg.scale_emb, cfg.block == SEQREC_BLOCK_SASREC ? "sasrec" : "preln",
+	       cfg.pos == SEQREC_POS_FIRST ? "first" : "last", B, Tb, np);
 
 	size_t N = (size_t)B * Tb;
 	int32_t *inputs = malloc((size_t)NI * N * sizeof *inputs), *pad = malloc((size_t)B * sizeof *pad);

@@ -10,7 +10,9 @@ test (tests/test_seqrec_ref.c) needs only that file.
 Run with Debian's python3-torch:  /usr/bin/python3 model/reference/seqrec_ref.py [out.bin]
 
 The model (see seqrec.h): input = wte[item] * (sqrt(C) if scale_emb) +
-wpe[position] + the enabled features' tables; blocks are pre-LN,
+wpe[position] + the enabled features' tables (position: counted back from
+the latest event, or with pos 1 from the row's first event, padding slots
+taking row 0); blocks are pre-LN,
 x += attproj(attn(ln1(x))); x += fcproj(act(fc(ln2(x)))); then ln_f
 (or SASRec's wiring, block 1: see seqrec.h).
 Sequences are left-padded: slot t of row b is an event when t >= pad[b];
@@ -70,8 +72,12 @@ def forward(cfg, p, inputs, pad, targets, Tb):
     x = p["wte"][items]
     if cfg["scale_emb"]:
         x = x * math.sqrt(C)
-    pos = torch.arange(T - Tb, T)
-    x = x + p["wpe"][pos].unsqueeze(0)
+    if cfg.get("pos", 0) == 1:
+        pos = (torch.arange(Tb).unsqueeze(0) - pad.unsqueeze(1)).clamp(min=0)  # (B, Tb)
+        x = x + p["wpe"][pos]
+    else:
+        pos = torch.arange(T - Tb, T)
+        x = x + p["wpe"][pos].unsqueeze(0)
     slot = 1
     for i, (name, _) in enumerate(FEATURES):
         if cfg["features"] & (1 << i):
@@ -181,7 +187,7 @@ def write_case(out, c):
     cfg = c["cfg"]
     nparams = sum(c["params"][n].numel() for n in c["names"])
     hdr = [cfg["V"], cfg["C"], cfg["NH"], cfg["L"], cfg["T"], cfg["F"], cfg["act"], cfg["features"],
-           cfg["scale_emb"], c["B"], c["Tb"], c["NI"], nparams, cfg["block"], 0, 0]
+           cfg["scale_emb"], c["B"], c["Tb"], c["NI"], nparams, cfg["block"], cfg.get("pos", 0), 0]
     out.write(struct.pack("<16i", *hdr))
     lr, b1, b2, eps, wd, clip = c["opt"]
     out.write(struct.pack("<8f", lr, b1, b2, eps, wd, clip, c["loss"], 0.0))
@@ -214,9 +220,10 @@ def main():
                    "features": 0, "scale_emb": 0, "block": 0},
                   B=3, Tb=6, pads=[2, 0, 6], seed=99,
                   lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-3, wd=0.05),
-        # SASRec's block wiring, ReLU, the action feature, SASRec's scale
+        # SASRec's block wiring, ReLU, the action feature, SASRec's scale,
+        # positions from each row's first event (SASRec+)
         make_case({"V": 17, "C": 8, "NH": 1, "L": 2, "T": 7, "F": 8, "act": 0,
-                   "features": 0b1, "scale_emb": 1, "block": 1},
+                   "features": 0b1, "scale_emb": 1, "block": 1, "pos": 1},
                   B=3, Tb=7, pads=[0, 4, 1], seed=7,
                   lr=1e-2, beta1=0.9, beta2=0.98, eps=1e-3, wd=0.0),
     ]
