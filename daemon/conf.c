@@ -45,6 +45,13 @@ void conf_defaults(struct recd_conf *c)
 	c->log_level = LOG_INFO;
 	c->max_clients = CONF_DEFAULT_MAX_CLIENTS;
 	c->status_interval = CONF_DEFAULT_STATUS_INTERVAL;
+	snprintf(c->spool_dir, sizeof c->spool_dir, "%s", CONF_DEFAULT_SPOOL_DIR);
+	snprintf(c->spool_trusted_keys, sizeof c->spool_trusted_keys, "%s", CONF_DEFAULT_TRUSTED_KEYS);
+	c->spool_rescan_interval = CONF_DEFAULT_SPOOL_RESCAN;
+	c->spool_max_job_size = CONF_DEFAULT_SPOOL_MAX_JOB;
+	c->spool_stale_age = CONF_DEFAULT_SPOOL_STALE;
+	c->spool_workers = CONF_DEFAULT_SPOOL_WORKERS;
+	c->spool_signature_max_age = CONF_DEFAULT_SPOOL_SIG_AGE;
 }
 
 /* Copies s (n bytes) into a short printable form for a message: at most
@@ -155,6 +162,66 @@ static int conf_status_interval(struct recd_conf *c, const char *key, const char
 		                conf_show(show, sizeof show, v, strlen(v)), CONF_STATUS_INTERVAL_MAX);
 	c->status_interval = (unsigned)n;
 	return 0;
+}
+
+/* The spool's keys (recd-spool(5)). */
+static int conf_spool_dir(struct recd_conf *c, const char *key, const char *v, char *why, size_t whylen)
+{
+	return conf_path(key, v, CONF_SPOOL_DIR_MAX, c->spool_dir, sizeof c->spool_dir, why, whylen);
+}
+
+static int conf_spool_trusted_keys(struct recd_conf *c, const char *key, const char *v, char *why, size_t whylen)
+{
+	return conf_path(key, v, CONF_SPOOL_DIR_MAX, c->spool_trusted_keys, sizeof c->spool_trusted_keys,
+	                 why, whylen);
+}
+
+static int conf_uint(const char *key, const char *v, unsigned lo, unsigned hi, const char *unit,
+                     unsigned *out, char *why, size_t whylen)
+{
+	char show[CONF_SHOW_MAX + 8];
+	unsigned long long n;
+	if (conf_number(v, hi, &n) < 0 || n < lo)
+		return conf_why(why, whylen, "%s: '%s' is not a number%s from %u to %u", key,
+		                conf_show(show, sizeof show, v, strlen(v)), unit, lo, hi);
+	*out = (unsigned)n;
+	return 0;
+}
+
+static int conf_spool_rescan(struct recd_conf *c, const char *key, const char *v, char *why, size_t whylen)
+{
+	return conf_uint(key, v, 1, CONF_SPOOL_RESCAN_MAX, " of seconds", &c->spool_rescan_interval, why, whylen);
+}
+
+static int conf_spool_max_job(struct recd_conf *c, const char *key, const char *v, char *why, size_t whylen)
+{
+	return conf_uint(key, v, 64, CONF_SPOOL_MAX_JOB_MAX, " of bytes", &c->spool_max_job_size, why, whylen);
+}
+
+static int conf_spool_stale(struct recd_conf *c, const char *key, const char *v, char *why, size_t whylen)
+{
+	return conf_uint(key, v, 0, CONF_SPOOL_STALE_MAX, " of seconds", &c->spool_stale_age, why, whylen);
+}
+
+static int conf_spool_workers(struct recd_conf *c, const char *key, const char *v, char *why, size_t whylen)
+{
+	return conf_uint(key, v, 1, CONF_SPOOL_WORKERS_MAX, "", &c->spool_workers, why, whylen);
+}
+
+static int conf_spool_sig_age(struct recd_conf *c, const char *key, const char *v, char *why, size_t whylen)
+{
+	return conf_uint(key, v, 1, CONF_SPOOL_SIG_AGE_MAX, " of seconds", &c->spool_signature_max_age,
+	                 why, whylen);
+}
+
+static int conf_spool_require_sig(struct recd_conf *c, const char *key, const char *v, char *why, size_t whylen)
+{
+	char show[CONF_SHOW_MAX + 8];
+	if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0) {
+		c->spool_require_signature = v[0] == 'y';
+		return 0;
+	}
+	return conf_why(why, whylen, "%s: '%s' is not yes or no", key, conf_show(show, sizeof show, v, strlen(v)));
 }
 
 /* Resolves one user or group name through NSS.  Returns 0 with *id, -ENOENT
@@ -292,6 +359,14 @@ static const struct conf_key {
 	{ "allow_groups",    1, conf_allow_groups },
 	{ "max_clients",     0, conf_max_clients },
 	{ "status_interval", 0, conf_status_interval },
+	{ "spool_dir",       0, conf_spool_dir },
+	{ "spool_rescan_interval", 0, conf_spool_rescan },
+	{ "spool_max_job_size", 0, conf_spool_max_job },
+	{ "spool_stale_age", 0, conf_spool_stale },
+	{ "spool_workers",   0, conf_spool_workers },
+	{ "spool_require_signature", 0, conf_spool_require_sig },
+	{ "spool_trusted_keys", 0, conf_spool_trusted_keys },
+	{ "spool_signature_max_age", 0, conf_spool_sig_age },
 };
 #define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
 

@@ -18,6 +18,20 @@
 #define CONF_STATUS_INTERVAL_MAX 86400      /* seconds */
 
 #define CONF_DEFAULT_STATE_DIR   "/var/lib/recd"
+/* The spool (recd-spool(5)): where batch jobs come in, and their limits. */
+#define CONF_DEFAULT_SPOOL_DIR   "/var/spool/recd"
+#define CONF_DEFAULT_TRUSTED_KEYS "/etc/recd/trusted-keys"
+#define CONF_DEFAULT_SPOOL_RESCAN 30             /* seconds */
+#define CONF_DEFAULT_SPOOL_MAX_JOB (16u << 20)   /* bytes */
+#define CONF_DEFAULT_SPOOL_STALE  86400          /* seconds */
+#define CONF_DEFAULT_SPOOL_WORKERS 2
+#define CONF_DEFAULT_SPOOL_SIG_AGE 3600          /* seconds */
+#define CONF_SPOOL_DIR_MAX       512             /* bytes of spool_dir, spool_trusted_keys */
+#define CONF_SPOOL_RESCAN_MAX    86400
+#define CONF_SPOOL_MAX_JOB_MAX   (1u << 30)
+#define CONF_SPOOL_STALE_MAX     (366u * 86400)
+#define CONF_SPOOL_WORKERS_MAX   64
+#define CONF_SPOOL_SIG_AGE_MAX   (366u * 86400)
 #define CONF_DEFAULT_RUNTIME_DIR "/run/recd"
 #define CONF_DEFAULT_MAX_CLIENTS 64
 #define CONF_DEFAULT_STATUS_INTERVAL 10
@@ -34,6 +48,14 @@ struct recd_conf {
 	size_t   n_allow_gids;
 	unsigned max_clients;                 /* 1 .. CONF_CLIENTS_MAX */
 	unsigned status_interval;             /* seconds between STATUS= updates; 0 = never */
+	char     spool_dir[CONF_SPOOL_DIR_MAX + 1];
+	char     spool_trusted_keys[CONF_SPOOL_DIR_MAX + 1]; /* folder of NAME.pub Ed25519 keys */
+	unsigned spool_rescan_interval;       /* seconds between full intake scans, 1 .. */
+	unsigned spool_max_job_size;          /* bytes of one job file */
+	unsigned spool_stale_age;             /* seconds before a staging file is removed; 0 = never */
+	unsigned spool_workers;               /* bulk job worker threads, 1 .. */
+	int      spool_require_signature;     /* 1: unsigned jobs fail */
+	unsigned spool_signature_max_age;     /* seconds a signed job stays valid */
 };
 
 void conf_defaults(struct recd_conf *c);

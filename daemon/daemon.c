@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,9 @@
 #include "daemon/daemon.h"
 #include "daemon/log.h"
 #include "daemon/notify.h"
+#include "daemon/ring.h"
+#include "daemon/spool.h"
+#include "model/serve.h"
 #include "store/store.h"
 
 struct daemon {
@@ -24,6 +28,9 @@ struct daemon {
 	struct store *st;
 	uint32_t model_version;           /* 0 = no model stored */
 	struct store_model_meta model;    /* valid when model_version != 0 */
+	struct serve *sv;                 /* the resident model (model/serve.h) */
+	struct ring_server *ring;         /* the request socket and rings (daemon/ring.h) */
+	struct spool *spool;              /* batch jobs (daemon/spool.h); NULL = no spool_dir */
 	int epfd, sigfd, wdfd, statusfd;  /* -1 when not open */
 	uint64_t watchdog_usec;           /* 0 = no watchdog asked for */
 	int notify_failed;                /* a failed sd_notify was logged once */
@@ -37,6 +44,21 @@ static void daemon_signal_set(sigset_t *set)
 	sigaddset(set, SIGINT);
 }
 
+/* The thread that reads the signalfd (the one that blocked the signals). */
+static pthread_t daemon_main_thread;
+
+/* Threads started before main (OpenBLAS starts its pool from a library
+ * constructor) have these signals unblocked, and the kernel may deliver a
+ * process-directed one to them: with the default action that would kill
+ * recd on SIGHUP.  Such a thread passes the signal on to the main thread,
+ * which blocks it, so it waits there for the signalfd. */
+static void daemon_forward_signal(int sig)
+{
+	int saved = errno;
+	pthread_kill(daemon_main_thread, sig);
+	errno = saved;
+}
+
 int daemon_block_signals(void)
 {
 	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
@@ -46,11 +68,15 @@ int daemon_block_signals(void)
 	daemon_signal_set(&set);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -errno;
+	daemon_main_thread = pthread_self();
 	/* A shell starts background jobs with SIGINT ignored, and nohup ignores
 	 * SIGHUP.  Linux still queues an ignored signal while it is blocked, but
-	 * POSIX lets it be dropped: take the default (harmless while blocked). */
+	 * POSIX lets it be dropped: take a handler (never run in the main thread,
+	 * which blocks them), not SIG_IGN. */
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = SIG_DFL;
+	sa.sa_handler = daemon_forward_signal;
+	sa.sa_flags = SA_RESTART;
+	sa.sa_mask = set;
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		if (sigaction(sigs[i], &sa, NULL) < 0)
 			return -errno;
@@ -112,12 +138,15 @@ out:
 
 static void daemon_log_model(const struct daemon *d)
 {
+	uint32_t v = d->sv ? serve_version(d->sv) : 0;
 	if (!d->model_version)
 		log_notice("no model version stored; serving nothing until one is trained");
+	else if (!v)
+		log_notice("latest model version is %" PRIu32 ", but no version is served",
+		           d->model_version);
 	else
-		log_notice("latest model version is %" PRIu32 " (%s); this version of recd "
-		           "does not load models yet, so it serves nothing", d->model_version,
-		           d->model.kind[0] ? d->model.kind : "unknown kind");
+		log_notice("serving model version %" PRIu32 " (the latest stored is %" PRIu32 ")",
+		           v, d->model_version);
 }
 
 int daemon_status(struct daemon *d, char *buf, size_t len)
@@ -133,13 +162,20 @@ int daemon_status(struct daemon *d, char *buf, size_t len)
 	store_txn_end(tx);
 	if (r < 0)
 		return r;
-	if (d->model_version)
-		snprintf(model, sizeof model, "model v%" PRIu32 " (%s) stored, not served yet",
-		         d->model_version, d->model.kind[0] ? d->model.kind : "unknown kind");
+	uint32_t v = d->sv ? serve_version(d->sv) : 0;
+	if (v)
+		snprintf(model, sizeof model, "model v%" PRIu32 " (%s) served", v,
+		         v == d->model_version && d->model.kind[0] ? d->model.kind : "unknown kind");
+	else if (d->model_version)
+		snprintf(model, sizeof model, "model v%" PRIu32 " stored, none served", d->model_version);
 	else
 		snprintf(model, sizeof model, "no model trained, serving nothing");
-	snprintf(buf, len, "%s; %" PRIu64 " users, %" PRIu64 " items, %" PRIu64 " events",
-	         model, c.users, c.items, c.events);
+	struct ring_counters rc = { 0 };
+	if (d->ring)
+		ring_server_counters(d->ring, &rc);
+	snprintf(buf, len, "%s; %" PRIu64 " users, %" PRIu64 " items, %" PRIu64 " events; "
+	         "%u clients, %" PRIu64 " requests, %" PRIu64 " errors",
+	         model, c.users, c.items, c.events, rc.clients, rc.requests, rc.errors);
 	return 0;
 }
 
@@ -188,6 +224,22 @@ int daemon_open(struct daemon **out, const struct daemon_options *opt, char *err
 	}
 	if ((r = daemon_refresh_model(d, err, errlen)) < 0)
 		goto fail;
+	{
+		struct serve_options svo;
+		char why[DAEMON_ERR_MAX];
+		serve_options_default(&svo);
+		if ((r = serve_open(&d->sv, d->st, &svo, why, sizeof why)) < 0) {
+			snprintf(err, errlen, "%s: loading the model: %s", d->conf.state_dir, why);
+			goto fail;
+		}
+	}
+	/* The signals are blocked in every thread the ring starts: they come
+	 * to the loop's signalfd only. */
+	if ((r = ring_server_open(&d->ring, &d->conf, d->sv, NULL, err, errlen)) < 0)
+		goto fail;
+	if ((r = spool_start(&d->spool, &d->conf, d->st, d->sv, err, errlen)) < 0)
+		goto fail;
+	ring_server_set_spool(d->ring, d->spool);   /* the ring's job requests */
 
 	daemon_signal_set(&set);
 	if ((d->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
@@ -270,7 +322,14 @@ int daemon_reload(struct daemon *d, char *err, size_t errlen)
 			r = 0;
 		}
 	}
+	if (r == 0 && d->ring)
+		ring_server_set_conf(d->ring, &d->conf);
 	rm = daemon_refresh_model(d, why, sizeof why);
+	if (rm == 0 && d->sv) {
+		/* The active version may have changed in the store (recctl model
+		 * use, or a new training): serve what it says now. */
+		rm = serve_reload(d->sv, NULL, why, sizeof why);
+	}
 	if (rm < 0) {
 		if (r == 0)
 			snprintf(err, errlen, "%s", why);
@@ -369,6 +428,9 @@ int daemon_run(struct daemon *d)
 	daemon_notify_result(d, "STOPPING", notify_stopping());
 	if (stop_sig)
 		log_notice("stopping on %s", strsignal(stop_sig));
+	/* No new connections or requests; those already in the rings are answered. */
+	if (d->ring)
+		ring_server_stop(d->ring);
 	return r;
 }
 
@@ -399,6 +461,12 @@ void daemon_close(struct daemon *d)
 		close(d->sigfd);
 	if (d->epfd >= 0)
 		close(d->epfd);
+	/* The ring's workers use the spool's job engine: they stop first. */
+	if (d->ring)
+		ring_server_stop(d->ring);
+	spool_stop(d->spool);
+	ring_server_close(d->ring);
+	serve_close(d->sv);
 	if (d->st)
 		store_close(d->st);
 	free(d);

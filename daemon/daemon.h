@@ -35,14 +35,17 @@ int daemon_block_signals(void);
 
 /* Reads the configuration, opens the store in state_dir (creating an empty
  * one in an empty or missing last directory component: see store_open()),
- * reads the latest model version's metadata and sets up the loop's
- * descriptors.  opt's strings must outlive the daemon.  Logs what it found
+ * reads the latest model version's metadata, loads the active model
+ * (model/serve.h: a model that cannot be loaded fails the open), starts the
+ * request server on runtime_dir/recd.sock (daemon/ring.h) and sets up the
+ * loop's descriptors.  opt's strings must outlive the daemon.  Logs what it found
  * (the model version, or that there is none); on failure err says why. */
 int daemon_open(struct daemon **out, const struct daemon_options *opt, char *err, size_t errlen);
 
 /* Says READY=1 and runs until SIGTERM or SIGINT: SIGHUP reloads, timers send
- * WATCHDOG=1 and STATUS= updates.  Returns 0 after STOPPING=1, or a negative
- * errno when the loop itself failed (logged). */
+ * WATCHDOG=1 and STATUS= updates.  On a stop: STOPPING=1, then the request
+ * server answers what is already in its rings and closes.  Returns 0, or a
+ * negative errno when the loop itself failed (logged). */
 int daemon_run(struct daemon *d);
 
 /* What SIGHUP does between RELOADING=1 and READY=1: re-reads the

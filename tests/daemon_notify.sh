@@ -66,6 +66,7 @@ mkdir "$TMP/state"
 cat >"$conf" <<EOF
 # test configuration
 state_dir = $TMP/state
+runtime_dir = $TMP/run
 status_interval = 1
 log_level = debug
 EOF
@@ -105,7 +106,7 @@ rpid=$!
 wait_for "$msg" '^READY=1$' 1 20
 ready=$(nth '^READY=1$' 1 "$msg")
 st=$(awk -F'\t' -v s="$ready" '$1 == s && $4 ~ /^STATUS=/ { print $4 }' "$msg")
-[ "$st" = "STATUS=no model trained, serving nothing; 0 users, 0 items, 0 events" ] ||
+[ "$st" = "STATUS=no model trained, serving nothing; 0 users, 0 items, 0 events; 0 clients, 0 requests, 0 errors" ] ||
 	fail "READY=1 came with '$st'"
 awk -F'\t' -v p="$rpid" '$1 > 0 && $3 != p { exit 1 }' "$msg" ||
 	fail "a message came from another pid than recd's ($rpid): $(cat "$msg")"
@@ -139,11 +140,11 @@ awk -F'\t' -v s="$rl" '$1 == s && $4 ~ /^MONOTONIC_USEC=[0-9]+$/ { ok = 1 } END 
 grep -q "^<6>configuration reloaded from $conf\$" "$TMP/recd.log" || fail "no reload line: $(cat "$TMP/recd.log")"
 
 # SIGHUP with a broken config: logged with file:line, the old one kept, READY=1 again.
-printf 'state_dir = %s\nstatus_interval = 2\nbogus_key = 1\n' "$TMP/state" >"$conf"
+printf 'state_dir = %s\nruntime_dir = %s\nstatus_interval = 2\nbogus_key = 1\n' "$TMP/state" "$TMP/run" >"$conf"
 kill -HUP "$rpid"
 wait_for "$msg" '^READY=1$' 3 10
 wait_for "$msg" '^RELOADING=1$' 2 1
-grep -qF "<3>reload: $conf:3: unknown key 'bogus_key'; keeping the previous configuration" "$TMP/recd.log" ||
+grep -qF "<3>reload: $conf:4: unknown key 'bogus_key'; keeping the previous configuration" "$TMP/recd.log" ||
 	fail "the bad config was not logged with file:line: $(cat "$TMP/recd.log")"
 kill -0 "$rpid" || fail "recd died on a bad config"
 n=$(count '^WATCHDOG=1$' "$msg")
@@ -158,7 +159,7 @@ grep -q '^<5>stopping on Terminated$' "$TMP/recd.log" || fail "no stop line: $(c
 kill "$lpid"; wait "$lpid" 2>/dev/null || :; lpid=
 
 # --- an abstract socket; a watchdog meant for another process; SIGINT -------
-printf 'state_dir = %s\n' "$TMP/state" >"$conf"
+printf 'state_dir = %s\nruntime_dir = %s\n' "$TMP/state" "$TMP/run" >"$conf"
 msg2=$TMP/notify2.log
 listen "@recd-test-$$" "$msg2"
 NOTIFY_SOCKET="@recd-test-$$" WATCHDOG_USEC=200000 WATCHDOG_PID=1 \

@@ -1,0 +1,125 @@
+#!/bin/sh
+# ring_jobs.sh: batch jobs over recd's request socket (RP_JOB_* in
+# daemon/proto.h, librecd's recd_job_*, recctl run-job / job / cancel).
+# With a spool and a small trained model: a recommend and a score job
+# submitted over the ring give, read back in 7-byte chunks, exactly the lines
+# the same jobs give through the spool; their states are followed with
+# recctl job until done; a bad job is refused at submit naming its field; an
+# unknown ID is "no job"; a long train job cancelled over the ring ends
+# cancelled and its result says so; without a spool directory job requests
+# fail saying so while the other requests work.
+. "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
+. "$top_srcdir/tests/spool_lib.sh"
+
+make_store "$TMP/state"
+write_conf "$TMP/state" "$SPOOL"
+start_recd
+RECD_SOCKET=$TMP/run.$$/recd.sock
+export RECD_SOCKET
+unset RECD_STATE_DIR || :
+
+mkdir "$TMP/jobs"
+printf '{"format":1,"type":"recommend","k":5,"users":["U00001","nobody","U00002","U00017"]}\n' >"$TMP/jobs/rec"
+printf '{"format":1,"type":"score","requests":[{"user":"U00003","items":["I00001","I00002","I00050"]},{"user":"U00004","items":["I00007"]},{"user":"ghost","items":["I00001"]}]}\n' \
+	>"$TMP/jobs/score"
+
+# job_state ID: recd's state of ID (recctl job --json, through the socket).
+job_state() {
+	"$RECCTL" job --json "$1" | sed -n 's/^ *"state": *"\([a-z]*\)".*/\1/p'
+}
+# wait_state ID STATE SECONDS
+wait_state() {
+	i=0
+	until [ "$(job_state "$1")" = "$2" ]; do
+		i=$((i + 1))
+		[ "$i" -le $(($3 * 10)) ] || fail "job $1 is not $2 within $3 s: $("$RECCTL" job "$1")"
+		sleep 0.1
+	done
+}
+
+for t in rec score; do
+	# Through the spool ...
+	"$RECCTL" submit --spool "$SPOOL" --id "spool-$t" "$TMP/jobs/$t" >/dev/null 2>"$TMP/err" ||
+		fail "recctl submit $t: $(cat "$TMP/err")"
+	wait_ended "spool-$t" 60
+	[ -e "$SPOOL/finished/spool-$t" ] || fail "spool job $t failed: $(cat "$SPOOL/failed/spool-$t.error")"
+	[ -s "$SPOOL/results/spool-$t.jsonl" ] || fail "spool job $t: no result"
+
+	# ... and over the ring, waiting with run-job, read in 7-byte chunks.
+	"$RECCTL" run-job --wait --chunk 7 "$TMP/jobs/$t" >"$TMP/ring-$t" 2>"$TMP/err" ||
+		fail "run-job --wait $t: $(cat "$TMP/err")"
+	cmp "$SPOOL/results/spool-$t.jsonl" "$TMP/ring-$t" ||
+		fail "$t over the ring differs from the spool: $(diff "$SPOOL/results/spool-$t.jsonl" "$TMP/ring-$t")"
+
+	# ... and submitted, polled with recctl job until done, then read.
+	id=$("$RECCTL" run-job "$TMP/jobs/$t" 2>"$TMP/err") || fail "run-job $t: $(cat "$TMP/err")"
+	case $id in r[0-9]*) ;; *) fail "run-job printed '$id', not a job ID" ;; esac
+	wait_state "$id" done 60
+	"$RECCTL" job "$id" >"$TMP/show" || fail "recctl job $id"
+	grep -q "^state  *done$" "$TMP/show" || fail "recctl job $id: $(cat "$TMP/show")"
+	"$RECCTL" job --result --chunk 3 "$id" >"$TMP/ring2-$t" 2>"$TMP/err" ||
+		fail "recctl job --result $id: $(cat "$TMP/err")"
+	cmp "$SPOOL/results/spool-$t.jsonl" "$TMP/ring2-$t" || fail "job --result $id differs from the spool"
+	cmp "$SPOOL/results/$id.jsonl" "$TMP/ring2-$t" || fail "results/$id.jsonl differs from what was read"
+	# The record in the store says the same (recctl job -d reads it).
+	"$RECCTL" -d "$TMP/state" job --json "$id" | grep -q '"state":"done"' ||
+		fail "the store's record of $id: $("$RECCTL" -d "$TMP/state" job "$id" 2>&1)"
+done
+[ "$(wc -l <"$TMP/ring-rec")" -eq 4 ] || fail "recommend: not 4 lines: $(cat "$TMP/ring-rec")"
+sed -n 2p "$TMP/ring-rec" | grep -q '"user":"nobody"' || fail "line 2 is not nobody's: $(cat "$TMP/ring-rec")"
+[ "$(wc -l <"$TMP/ring-score")" -eq 3 ] || fail "score: not 3 lines: $(cat "$TMP/ring-score")"
+
+# A bad job is refused at submit, naming the field.
+printf '{"format":1,"type":"recommend","k":0,"users":["U00001"]}' >"$TMP/jobs/badk"
+if "$RECCTL" run-job "$TMP/jobs/badk" >"$TMP/out" 2>"$TMP/err"; then fail "a job with k 0 was taken"; fi
+grep -q "run-job: $TMP/jobs/badk: job submit: k: " "$TMP/err" || fail "bad k: $(cat "$TMP/err")"
+printf '{"format":1,"type":"recommend","users":["U00001"' >"$TMP/jobs/trunc"
+if "$RECCTL" run-job "$TMP/jobs/trunc" >"$TMP/out" 2>"$TMP/err"; then fail "truncated JSON was taken"; fi
+grep -q "job submit: " "$TMP/err" || fail "truncated JSON: $(cat "$TMP/err")"
+printf '{"format":1,"type":"sing","users":["U00001"]}' >"$TMP/jobs/badtype"
+if "$RECCTL" run-job "$TMP/jobs/badtype" >"$TMP/out" 2>"$TMP/err"; then fail "an unknown type was taken"; fi
+grep -q "job submit: type: unknown job type 'sing'" "$TMP/err" || fail "bad type: $(cat "$TMP/err")"
+[ ! -s "$TMP/out" ] || fail "a refused job printed an ID: $(cat "$TMP/out")"
+
+# Unknown and invalid IDs.
+if "$RECCTL" job r1 >"$TMP/out" 2>"$TMP/err"; then fail "recctl job r1 succeeded"; fi
+grep -q "job: job status: no job r1" "$TMP/err" || fail "unknown ID: $(cat "$TMP/err")"
+if "$RECCTL" job --result r1 >"$TMP/out" 2>"$TMP/err"; then fail "recctl job --result r1 succeeded"; fi
+grep -q "no job r1" "$TMP/err" || fail "unknown ID's result: $(cat "$TMP/err")"
+if "$RECCTL" cancel r1 >"$TMP/out" 2>"$TMP/err"; then fail "recctl cancel r1 succeeded"; fi
+grep -q "cancel: job cancel: no job r1" "$TMP/err" || fail "cancel unknown: $(cat "$TMP/err")"
+if "$RECCTL" job 'a.error' >"$TMP/out" 2>"$TMP/err"; then fail "recctl job a.error succeeded"; fi
+grep -q "job ID 'a.error'" "$TMP/err" || fail "invalid ID: $(cat "$TMP/err")"
+
+# Cancelling a long job (train, many epochs, no early stop) over the ring.
+printf '{"format":1,"type":"train","epochs":1000,"patience":0}' >"$TMP/jobs/train"
+id=$("$RECCTL" run-job "$TMP/jobs/train" 2>"$TMP/err") || fail "run-job train: $(cat "$TMP/err")"
+wait_state "$id" running 60
+"$RECCTL" cancel "$id" >"$TMP/out" 2>"$TMP/err" || fail "recctl cancel $id: $(cat "$TMP/err")"
+grep -q "cancel requested for $id" "$TMP/out" || fail "cancel: $(cat "$TMP/out")"
+wait_state "$id" cancelled 60
+if "$RECCTL" job --result "$id" >"$TMP/out" 2>"$TMP/err"; then fail "a cancelled job has a result"; fi
+grep -q "job $id was cancelled" "$TMP/err" || fail "cancelled job's result: $(cat "$TMP/err")"
+if "$RECCTL" cancel "$id" >"$TMP/out" 2>"$TMP/err"; then fail "cancelling an ended job succeeded"; fi
+grep -q "job $id has already ended (cancelled)" "$TMP/err" || fail "second cancel: $(cat "$TMP/err")"
+"$RECCTL" job --json "$id" | grep -q '"reason":"cancelled"' || fail "no reason: $("$RECCTL" job "$id")"
+
+# A job that fails: evaluate a model version that does not exist.
+printf '{"format":1,"type":"evaluate","model":99}' >"$TMP/jobs/eval99"
+if "$RECCTL" run-job --wait "$TMP/jobs/eval99" >"$TMP/out" 2>"$TMP/err"; then fail "evaluate of model 99 succeeded"; fi
+grep -q "failed: " "$TMP/err" || fail "a failed job's reason: $(cat "$TMP/err")"
+
+# Without a spool directory: a clear error, and everything else works.
+stop_recd
+write_conf "$TMP/state" "$SPOOL"
+sed -i "s|^spool_dir = .*|spool_dir = $TMP/absent|" "$TMP/recd.conf"
+start_recd
+if "$RECCTL" run-job "$TMP/jobs/rec" >"$TMP/out" 2>"$TMP/err"; then fail "run-job without a spool succeeded"; fi
+grep -q "batch jobs need the spool directory $TMP/absent, which does not exist" "$TMP/err" ||
+	fail "no spool: $(cat "$TMP/err")"
+if "$RECCTL" job r1 >"$TMP/out" 2>"$TMP/err"; then fail "recctl job without a spool succeeded"; fi
+grep -q "batch jobs need the spool directory" "$TMP/err" || fail "no spool (job): $(cat "$TMP/err")"
+"$RECCTL" ping >/dev/null 2>"$TMP/err" || fail "ping without a spool: $(cat "$TMP/err")"
+"$RECCTL" score U00001 I00001 >/dev/null 2>"$TMP/err" || fail "score without a spool: $(cat "$TMP/err")"
+stop_recd
+exit 0
