@@ -1,4 +1,4 @@
-/* cmd_model.c: recctl train, eval, models and recommend — the sequence model
+/* cmd_model.c: recctl train, eval and recommend — the sequence model
  * trained, evaluated and queried in this process, on the store directly.
  * (The daemon serves the same model over its request interfaces.) */
 #include "config.h"
@@ -17,7 +17,9 @@
 #include "client/recctl.h"
 #include "kernels/kernels.h"
 #include "model/eval.h"
+#include "model/finetune.h"
 #include "model/seqrec.h"
+#include "model/serve.h"
 #include "model/train.h"
 
 #define MODEL_K_MAX        1000   /* -k is bounded */
@@ -146,6 +148,9 @@ static void train_usage(FILE *f)
 	        "\n"
 	        "  --preset NAME      small (SASRec-sized, default) or large (8 blocks)\n"
 	        "  --dim C, --blocks L, --heads NH, --maxlen T, --dropout P   override the preset\n"
+	        "  --block W          block wiring: preln (GPT-2's) or sasrec (SASRec's reference code)\n"
+	        "  --positions P      position rows counted from the window's first event (first,\n"
+	        "                     the small preset's, as SASRec+) or back from the latest (last)\n"
 	        "  --features LIST    input features besides the item: action,hour,weekday,gap,device\n"
 	        "                     or none (default: action)\n"
 	        "  --epochs N         at most N epochs (default 100)\n"
@@ -155,6 +160,8 @@ static void train_usage(FILE *f)
 	        "  --seed N           batch order, dropout and initialisation (default 1)\n"
 	        "  --valid-users N    validate on N evenly spread users (default all)\n"
 	        "  --eval-every N     validate every N epochs (default 1; 0: never, keep the last)\n"
+	        "  --windows W        users longer than the maxlen: train on a window ending at a\n"
+	        "                     point drawn each epoch (random, default) or the last one (last)\n"
 	        "  --threads N        worker threads (default: the number of cores)\n"
 	        "  -q, --quiet        no progress\n");
 }
@@ -162,7 +169,8 @@ static void train_usage(FILE *f)
 int cmd_train(struct recctl *ctl, int argc, char **argv)
 {
 	enum { O_PRESET = 256, O_DIM, O_BLOCKS, O_HEADS, O_MAXLEN, O_DROPOUT, O_FEATURES, O_EPOCHS,
-	       O_PATIENCE, O_BATCH, O_LR, O_SEED, O_VALID, O_THREADS, O_JSON, O_EVAL_EVERY };
+	       O_PATIENCE, O_BATCH, O_LR, O_SEED, O_VALID, O_THREADS, O_JSON, O_EVAL_EVERY, O_WINDOWS, O_BLOCK,
+	       O_POSITIONS };
 	static const struct option opts[] = {
 		{ "preset", required_argument, NULL, O_PRESET },   { "dim", required_argument, NULL, O_DIM },
 		{ "blocks", required_argument, NULL, O_BLOCKS },   { "heads", required_argument, NULL, O_HEADS },
@@ -172,7 +180,8 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 		{ "lr", required_argument, NULL, O_LR },           { "seed", required_argument, NULL, O_SEED },
 		{ "valid-users", required_argument, NULL, O_VALID }, { "threads", required_argument, NULL, O_THREADS },
 		{ "json", no_argument, NULL, O_JSON },             { "quiet", no_argument, NULL, 'q' },
-		{ "eval-every", required_argument, NULL, O_EVAL_EVERY },
+		{ "eval-every", required_argument, NULL, O_EVAL_EVERY }, { "windows", required_argument, NULL, O_WINDOWS },
+		{ "block", required_argument, NULL, O_BLOCK },     { "positions", required_argument, NULL, O_POSITIONS },
 		{ "help", no_argument, NULL, 'h' },                { NULL, 0, NULL, 0 },
 	};
 	struct seqrec_config cfg;
@@ -217,6 +226,30 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 		case O_VALID:    bad = recctl_parse_long("train", "--valid-users", optarg, 0, 100000000, &v); to.valid_users = (uint32_t)v; break;
 		case O_THREADS:  bad = recctl_parse_long("train", "--threads", optarg, 1, MODEL_THREADS_MAX, &threads); break;
 		case O_EVAL_EVERY: bad = recctl_parse_long("train", "--eval-every", optarg, 0, 10000, &v); to.eval_every = (int)v; break;
+		case O_BLOCK:
+			if (strcmp(optarg, "preln") == 0 || strcmp(optarg, "sasrec") == 0) {
+				cfg.block = optarg[0] == 's' ? SEQREC_BLOCK_SASREC : SEQREC_BLOCK_PRELN;
+			} else {
+				recctl_err("train: --block: '%s' is not preln or sasrec", optarg);
+				bad = 1;
+			}
+			break;
+		case O_POSITIONS:
+			if (strcmp(optarg, "first") == 0 || strcmp(optarg, "last") == 0) {
+				cfg.pos = optarg[0] == 'f' ? SEQREC_POS_FIRST : SEQREC_POS_LAST;
+			} else {
+				recctl_err("train: --positions: '%s' is not first or last", optarg);
+				bad = 1;
+			}
+			break;
+		case O_WINDOWS:
+			if (strcmp(optarg, "last") == 0 || strcmp(optarg, "random") == 0) {
+				to.windows = optarg[0] == 'r';
+			} else {
+				recctl_err("train: --windows: '%s' is not last or random", optarg);
+				bad = 1;
+			}
+			break;
 		case O_JSON:     ctl->json = 1; break;
 		case 'q':        ctl->quiet = 1; break;
 		case 'h':        train_usage(stdout); return RECCTL_EXIT_OK;
@@ -248,8 +281,10 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 	}
 	seqrec_init(m, to.seed, 0.02f);  /* N(0, 0.02): Xavier did no better on ML-1M */
 	if (!ctl->quiet)
-		fprintf(stderr, "training %s: C=%d L=%d heads=%d T=%d dropout=%.2f on %u users, %llu events, %d items, %d threads\n",
-		        preset, cfg.C, cfg.L, cfg.NH, cfg.T, cfg.dropout, data->nusers,
+		fprintf(stderr, "training %s: C=%d L=%d heads=%d T=%d dropout=%.2f %s blocks, positions from %s, %s windows on %u users, "
+		        "%llu events, %d items, %d threads\n",
+		        preset, cfg.C, cfg.L, cfg.NH, cfg.T, cfg.dropout, cfg.block == SEQREC_BLOCK_SASREC ? "sasrec" : "preln",
+		        cfg.pos == SEQREC_POS_FIRST ? "first" : "last", to.windows ? "random" : "last", data->nusers,
 		        (unsigned long long)data->nevents, cfg.V - 1, k->threads);
 	struct train_view tv = { isatty(STDERR_FILENO), ctl->quiet };
 	to.progress = train_progress;
@@ -267,9 +302,9 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 	meta.snapshot_events = data->snapshot_events;
 	snprintf(meta.metrics, sizeof meta.metrics,
 	         "{\"protocol\":\"%s\",\"test_hr@10\":%.5f,\"test_ndcg@10\":%.5f,\"valid_ndcg@10\":%.5f,"
-	         "\"epochs\":%d,\"best_epoch\":%d,\"train_seconds\":%.1f}",
+	         "\"epochs\":%d,\"best_epoch\":%d,\"train_seconds\":%.1f,\"" SEQREC_META_CUTOFF "\":%lld}",
 	         test.protocol, test.hr10, test.ndcg10, isnan(res.best_ndcg10) ? 0.0 : res.best_ndcg10,
-	         res.epochs, res.best_epoch, res.seconds);
+	         res.epochs, res.best_epoch, res.seconds, (long long)data->max_ts);
 	if ((r = seqrec_save_store(m, st, &meta, why, sizeof why)) < 0) {
 		recctl_err("train: saving the model: %s", why);
 		goto out;
@@ -381,9 +416,17 @@ int cmd_eval(struct recctl *ctl, int argc, char **argv)
 		recctl_err("eval: reading the store: %s", why);
 		goto out;
 	}
-	if (data->V != m->cfg.V)
-		fprintf(stderr, "recctl: eval: note: the store has %d items, model %u knows %d; newer items are not ranked\n",
+	if (data->V > m->cfg.V) {
+		/* items added since the model was trained: zero rows, so they
+		 * score 0 and the ranking is the model's own */
+		struct seqrec *g;
+		fprintf(stderr, "recctl: eval: note: the store has %d items, model %u knows %d; newer items score 0\n",
 		        data->V - 1, meta.version, m->cfg.V - 1);
+		if ((r = seqrec_grow(&g, m, data->V, 1, 0, 0.0f)) < 0)
+			goto fail;
+		seqrec_free(m);
+		m = g;
+	}
 	if (full && (r = seqrec_eval_full(m, data, split, 0, &mt[nmt++])) < 0)
 		goto fail;
 	if (sampled && (r = seqrec_eval_sampled(m, data, split, 100, 1, &mt[nmt++])) < 0)
@@ -413,234 +456,166 @@ out:
 	return status;
 }
 
-/* --- models ------------------------------------------------------------------ */
-
-struct models_view { json_object *arr; };
-
-static int models_one(const struct store_model_meta *mm, size_t blob_len, void *arg)
-{
-	struct models_view *mv = arg;
-	char when[32];
-	time_t t = (time_t)mm->created;
-	struct tm tm;
-	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
-	if (mv->arr) {
-		json_object *o = json_object_new_object();
-		json_object_object_add(o, "version", json_object_new_int64(mm->version));
-		json_object_object_add(o, "parent", json_object_new_int64(mm->parent));
-		json_object_object_add(o, "kind", json_object_new_string(mm->kind));
-		json_object_object_add(o, "created", json_object_new_string(when));
-		json_object_object_add(o, "snapshot_events", json_object_new_int64((int64_t)mm->snapshot_events));
-		json_object_object_add(o, "bytes", json_object_new_int64((int64_t)blob_len));
-		json_object *met = mm->metrics[0] ? json_tokener_parse(mm->metrics) : NULL;
-		json_object_object_add(o, "metrics", met ? met : json_object_new_object());
-		json_object_array_add(mv->arr, o);
-	} else {
-		printf("%7u  %-7s %-20s %6u %10llu %8.1f  %s\n", mm->version, mm->kind, when, mm->parent,
-		       (unsigned long long)mm->snapshot_events, blob_len / 1048576.0, mm->metrics);
-	}
-	return 0;
-}
-
-int cmd_models(struct recctl *ctl, int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
-	};
-	struct store *st = NULL;
-	struct store_txn *tx = NULL;
-	int c, status = RECCTL_EXIT_FAIL;
-
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j': ctl->json = 1; break;
-		case 'h': printf("Usage: recctl [-d DIR] [--json] models\nThe stored model versions with their metrics.\n");
-		          return RECCTL_EXIT_OK;
-		default:  return RECCTL_EXIT_USAGE;
-		}
-	}
-	if (recctl_open_store(ctl, &st, 1) < 0)
-		return RECCTL_EXIT_FAIL;
-	struct models_view mv = { ctl->json ? json_object_new_array() : NULL };
-	if (!ctl->json)
-		printf("version  kind    created              parent     events      MiB  metrics\n");
-	if (store_read_begin(st, &tx) < 0 || store_model_foreach(tx, models_one, &mv) < 0) {
-		recctl_err("models: %s", store_errmsg(st));
-	} else {
-		if (mv.arr)
-			recctl_print_json(mv.arr);
-		status = RECCTL_EXIT_OK;
-	}
-	json_object_put(mv.arr);
-	store_txn_end(tx);
-	store_close(st);
-	return status;
-}
-
 /* --- recommend ----------------------------------------------------------------- */
-
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-struct seen { uint32_t *items; size_t n, cap; };
-
-static int seen_add(uint32_t user, const struct store_event *ev, void *arg)
-{
-	struct seen *s = arg;
-	(void)user;
-	if (s->n == s->cap) {
-		size_t ncap = s->cap ? s->cap * 2 : 256;
-		uint32_t *p = realloc(s->items, ncap * sizeof *p);
-		if (!p)
-			return -ENOMEM;
-		s->items = p;
-		s->cap = ncap;
-	}
-	s->items[s->n++] = ev->item;
-	return 0;
-}
 
 static void recommend_usage(FILE *f)
 {
 	fprintf(f,
 	        "Usage: recctl [-d DIR] [--json] recommend [-k N] [--explain] [--include-seen]\n"
-	        "                                         [--model V] USER\n"
-	        "The top N items (default 10, at most %d) for USER from a stored model version\n"
-	        "(default: the latest), computed in this process from the user's latest events.\n"
+	        "              [--include ITEM,...] [--exclude ITEM,...] [--model V] USER\n"
+	        "The top N items (default 10, at most %d) for USER from the active model version\n"
+	        "(recctl model use; default: the latest), computed in this process by the same\n"
+	        "serving code as recd, from the user's latest events.\n"
 	        "Items the user already interacted with are left out unless --include-seen.\n"
-	        "--explain lists the history events that weighed most (last block's attention).\n",
-	        MODEL_K_MAX);
+	        "  --include ITEM,...  rank only these items (at most %d)\n"
+	        "  --exclude ITEM,...  never these items (at most %d)\n"
+	        "  --model V           this version instead of the active one\n"
+	        "  --explain           the history events that weighed most (last block's attention)\n",
+	        SERVE_K_MAX, SERVE_FILTER_MAX, SERVE_FILTER_MAX);
+}
+
+/* A comma-separated list of item IDs: the pointers go into buf (a copy). */
+static int item_list(const char *opt, const char *arg, char **buf, const char ***items, size_t *n)
+{
+	size_t cap = 1;
+	for (const char *p = arg; *p; p++)
+		cap += *p == ',';
+	if (cap > SERVE_FILTER_MAX) {
+		recctl_err("recommend: %s: %zu items, at most %d", opt, cap, SERVE_FILTER_MAX);
+		return -EINVAL;
+	}
+	free(*buf);
+	free(*items);
+	*buf = strdup(arg);
+	*items = calloc(cap, sizeof **items);
+	if (!*buf || !*items) {
+		recctl_err("recommend: out of memory");
+		return -ENOMEM;
+	}
+	*n = 0;
+	char *save = NULL;
+	for (char *t = strtok_r(*buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		(*items)[(*n)++] = t;
+	if (*n == 0) {
+		recctl_err("recommend: %s: no item in '%s'", opt, arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The item's title from the store (empty when it has none). */
+static void item_title(struct store_txn *tx, const char *id, const char **title, int *len)
+{
+	struct store_item it = { 0 };
+	uint32_t iid;
+	*title = "";
+	*len = 0;
+	if (tx && store_item_lookup(tx, id, strlen(id), &iid) == 0 && store_item_get(tx, iid, &it) == 0 && it.title) {
+		*title = it.title;
+		*len = (int)it.title_len;
+	}
 }
 
 int cmd_recommend(struct recctl *ctl, int argc, char **argv)
 {
-	enum { O_EXPLAIN = 256, O_SEEN, O_MODEL, O_JSON };
+	enum { O_EXPLAIN = 256, O_SEEN, O_MODEL, O_JSON, O_INCLUDE, O_EXCLUDE };
 	static const struct option opts[] = {
 		{ "explain", no_argument, NULL, O_EXPLAIN },    { "include-seen", no_argument, NULL, O_SEEN },
 		{ "model", required_argument, NULL, O_MODEL },  { "json", no_argument, NULL, O_JSON },
+		{ "include", required_argument, NULL, O_INCLUDE }, { "exclude", required_argument, NULL, O_EXCLUDE },
 		{ "help", no_argument, NULL, 'h' },             { NULL, 0, NULL, 0 },
 	};
 	struct store *st = NULL;
 	struct store_txn *tx = NULL;
-	struct seqrec *m = NULL;
-	struct kern *k = NULL;
-	struct store_model_meta meta;
-	struct store_event *ev = NULL;
-	struct seen seen = { 0 };
-	uint32_t *items = NULL, uid;
-	float *scores = NULL, *h = NULL, *w = NULL;
+	struct serve *sv = NULL;
+	struct serve_options so;
+	struct serve_filter filt = { 0 };
+	struct serve_item *items = NULL;
+	struct serve_why why[MODEL_EXPLAIN_TOP];
+	struct serve_result res;
+	char *inc_buf = NULL, *exc_buf = NULL, err[512];
+	const char **inc = NULL, **exc = NULL;
 	long kk = 10, version = 0;
-	int c, r, explain = 0, include_seen = 0, got, used, status = RECCTL_EXIT_FAIL;
-	size_t nev;
-	char why[512];
+	int c, r, explain = 0, status = RECCTL_EXIT_FAIL;
 
+	if (recctl_via_daemon(ctl))   /* client/cmd_daemon.c; the rule is in recctl.h */
+		return cmd_daemon_recommend(ctl, argc, argv);
 	while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
-			if (recctl_parse_long("recommend", "-k", optarg, 1, MODEL_K_MAX, &kk) < 0)
+			if (recctl_parse_long("recommend", "-k", optarg, 1, SERVE_K_MAX, &kk) < 0)
 				return RECCTL_EXIT_USAGE;
 			break;
 		case O_EXPLAIN: explain = 1; break;
-		case O_SEEN:    include_seen = 1; break;
+		case O_SEEN:    filt.include_seen = 1; break;
 		case O_MODEL:
 			if (recctl_parse_long("recommend", "--model", optarg, 1, 0xfffffffe, &version) < 0)
 				return RECCTL_EXIT_USAGE;
 			break;
+		case O_INCLUDE:
+			if (item_list("--include", optarg, &inc_buf, &inc, &filt.ninclude) < 0)
+				goto usage_fail;
+			break;
+		case O_EXCLUDE:
+			if (item_list("--exclude", optarg, &exc_buf, &exc, &filt.nexclude) < 0)
+				goto usage_fail;
+			break;
 		case O_JSON: ctl->json = 1; break;
-		case 'h': recommend_usage(stdout); return RECCTL_EXIT_OK;
-		default:  recommend_usage(stderr); return RECCTL_EXIT_USAGE;
+		case 'h': recommend_usage(stdout); status = RECCTL_EXIT_OK; goto out;
+		default:  recommend_usage(stderr); goto usage_fail;
 		}
 	}
 	if (optind != argc - 1) {
 		recommend_usage(stderr);
-		return RECCTL_EXIT_USAGE;
+		goto usage_fail;
 	}
+	filt.include = inc;
+	filt.exclude = exc;
 	const char *user = argv[optind];
 	if (recctl_open_store(ctl, &st, 1) < 0)
-		return RECCTL_EXIT_FAIL;
-	/* One thread: a single user's pass is small; threads would only wait. */
-	if (model_kern(1, &k) < 0)
 		goto out;
-	if ((r = seqrec_load_store(&m, k, 1, st, (uint32_t)version, &meta, why, sizeof why)) < 0) {
-		recctl_err("recommend: %s", why);
+	/* One thread, one context, no cache: a single request in this process. */
+	serve_options_default(&so);
+	so.threads = 1;
+	so.contexts = 1;
+	so.cache_users = 0;
+	so.version = (uint32_t)version;
+	if ((r = serve_open(&sv, st, &so, err, sizeof err)) < 0) {
+		recctl_err("recommend: %s", err);
 		goto out;
 	}
-	int T = m->cfg.T;
-	ev = calloc((size_t)T + 1, sizeof *ev);
-	items = calloc((size_t)kk, sizeof *items);
-	scores = calloc((size_t)kk, sizeof *scores);
-	h = calloc((size_t)m->cfg.C, sizeof *h);
-	w = calloc((size_t)T, sizeof *w);
-	if (!ev || !items || !scores || !h || !w) {
+	if (!(items = calloc((size_t)kk, sizeof *items))) {
 		recctl_err("recommend: out of memory");
 		goto out;
 	}
-	if ((r = store_read_begin(st, &tx)) < 0)
-		goto fail_store;
-	if ((r = store_user_lookup(tx, user, strlen(user), &uid)) < 0) {
-		if (r == -ENOENT)
-			recctl_err("recommend: no user '%s' in %s", user, ctl->state_dir);
-		else
-			recctl_err("recommend: %s", store_errmsg(st));
+	struct serve_request rq = { user, (int)kk, &filt, explain ? why : NULL, explain ? MODEL_EXPLAIN_TOP : 0 };
+	if ((r = serve_recommend(sv, &rq, items, &res, err, sizeof err)) < 0) {
+		recctl_err("recommend: %s", err);
 		goto out;
 	}
-	if ((r = store_events_last(tx, uid, (size_t)T + 1, ev, &nev)) < 0)
-		goto fail_store;
-	if ((r = seqrec_user_repr_events(m, ev, nev, h, &used)) < 0) {
-		recctl_err("recommend: user '%s' has no event with an item model %u knows", user, meta.version);
-		goto out;
-	}
-	if (explain && (r = seqrec_influence(m, used, w)) < 0) {
-		recctl_err("recommend: explaining: %s", strerror(-r));
-		goto out;
-	}
-	if (!include_seen) {
-		if ((r = store_events_foreach(tx, uid, seen_add, &seen)) < 0)
-			goto fail_store;
-		qsort(seen.items, seen.n, sizeof *seen.items, cmp_u32);
-	}
-	if ((r = seqrec_topk(m, h, (int)kk, seen.items, seen.n, items, scores, &got)) < 0) {
-		recctl_err("recommend: %s", strerror(-r));
-		goto out;
-	}
-
-	/* The events the representation covers are the last `used` of ev[]. */
-	const struct store_event *hist = ev + (nev - (size_t)used);
-	int order[MODEL_EXPLAIN_TOP], norder = 0;
-	for (int pick = 0; explain && pick < MODEL_EXPLAIN_TOP && pick < used; pick++) {
-		int best = -1;
-		for (int i = 0; i < used; i++) {
-			int taken = 0;
-			for (int j = 0; j < norder; j++)
-				taken |= order[j] == i;
-			if (!taken && (best < 0 || w[i] > w[best]))
-				best = i;
-		}
-		order[norder++] = best;
-	}
+	/* titles and action names for the output */
+	if (store_read_begin(st, &tx) < 0)
+		tx = NULL;
 	json_object *o = ctl->json ? json_object_new_object() : NULL, *arr = NULL;
 	if (o) {
 		json_object_object_add(o, "user", json_object_new_string(user));
-		json_object_object_add(o, "model", json_object_new_int64(meta.version));
+		json_object_object_add(o, "model", json_object_new_int64(res.version));
 		arr = json_object_new_array();
 	} else {
-		printf("top %d for user %s (model version %u, from %d events):\n", got, user, meta.version, used);
+		printf("top %d for user %s (model version %u, from %d events):\n", res.n, user, res.version, res.used);
 	}
-	for (int i = 0; i < got; i++) {
-		struct store_item it = { 0 };
-		store_item_get(tx, items[i], &it);
+	for (int i = 0; i < res.n; i++) {
+		const char *title;
+		int tl;
+		item_title(tx, items[i].id, &title, &tl);
 		if (o) {
 			json_object *e = json_object_new_object();
-			json_object_object_add(e, "item", json_object_new_string_len(it.ext_id ? it.ext_id : "", (int)it.ext_id_len));
-			json_object_object_add(e, "title", json_object_new_string_len(it.title ? it.title : "", (int)it.title_len));
-			json_object_object_add(e, "score", json_object_new_double(scores[i]));
+			json_object_object_add(e, "item", json_object_new_string(items[i].id));
+			json_object_object_add(e, "title", json_object_new_string_len(title, tl));
+			json_object_object_add(e, "score", json_object_new_double(items[i].score));
 			json_object_array_add(arr, e);
 		} else {
-			printf("  %2d. %-10.*s %7.3f  %.*s\n", i + 1, (int)it.ext_id_len, it.ext_id ? it.ext_id : "",
-			       scores[i], (int)(it.title_len > 60 ? 60 : it.title_len), it.title ? it.title : "");
+			printf("  %2d. %-10s %7.3f  %.*s\n", i + 1, items[i].id, items[i].score, tl > 60 ? 60 : tl, title);
 		}
 	}
 	if (o)
@@ -649,25 +624,24 @@ int cmd_recommend(struct recctl *ctl, int argc, char **argv)
 		json_object *ex = o ? json_object_new_array() : NULL;
 		if (!o)
 			printf("because of (share of the last block's attention):\n");
-		for (int j = 0; j < norder; j++) {
-			const struct store_event *e = &hist[order[j]];
-			struct store_item it = { 0 };
-			const char *act = "?";
+		for (int j = 0; j < res.nwhy; j++) {
+			const char *title, *act = "?";
 			size_t actl = 1;
-			store_item_get(tx, e->item, &it);
-			store_action_name(tx, e->action, &act, &actl);
+			int tl;
+			item_title(tx, why[j].item, &title, &tl);
+			if (tx)
+				store_action_name(tx, why[j].action, &act, &actl);
 			if (ex) {
 				json_object *x = json_object_new_object();
-				json_object_object_add(x, "item", json_object_new_string_len(it.ext_id ? it.ext_id : "", (int)it.ext_id_len));
-				json_object_object_add(x, "title", json_object_new_string_len(it.title ? it.title : "", (int)it.title_len));
+				json_object_object_add(x, "item", json_object_new_string(why[j].item));
+				json_object_object_add(x, "title", json_object_new_string_len(title, tl));
 				json_object_object_add(x, "action", json_object_new_string_len(act, (int)actl));
-				json_object_object_add(x, "time", json_object_new_int64(e->ts));
-				json_object_object_add(x, "weight", json_object_new_double(w[order[j]]));
+				json_object_object_add(x, "time", json_object_new_int64(why[j].ts));
+				json_object_object_add(x, "weight", json_object_new_double(why[j].weight));
 				json_object_array_add(ex, x);
 			} else {
-				printf("  %5.1f%%  %-8.*s %-10.*s %.*s\n", 100.0 * w[order[j]], (int)actl, act,
-				       (int)it.ext_id_len, it.ext_id ? it.ext_id : "",
-				       (int)(it.title_len > 50 ? 50 : it.title_len), it.title ? it.title : "");
+				printf("  %5.1f%%  %-8.*s %-10s %.*s\n", 100.0 * why[j].weight, (int)actl, act,
+				       why[j].item, tl > 50 ? 50 : tl, title);
 			}
 		}
 		if (o)
@@ -679,18 +653,16 @@ int cmd_recommend(struct recctl *ctl, int argc, char **argv)
 	}
 	status = RECCTL_EXIT_OK;
 	goto out;
-fail_store:
-	recctl_err("recommend: %s", store_errmsg(st));
+usage_fail:
+	status = RECCTL_EXIT_USAGE;
 out:
 	store_txn_end(tx);
-	seqrec_free(m);
-	kern_free(k);
+	serve_close(sv);
 	store_close(st);
-	free(ev);
 	free(items);
-	free(scores);
-	free(h);
-	free(w);
-	free(seen.items);
+	free(inc);
+	free(exc);
+	free(inc_buf);
+	free(exc_buf);
 	return status;
 }

@@ -26,9 +26,22 @@ static const struct recctl_cmd {
 	{ "events",   cmd_events,   "show a user's latest events" },
 	{ "item",     cmd_item,     "show an item and its knowledge-graph links" },
 	{ "train",    cmd_train,    "train the sequence model and store it as a new version" },
+	{ "finetune", cmd_finetune, "continue a model version on the events since it was trained" },
 	{ "eval",     cmd_eval,     "evaluate a stored model version (leave-one-out)" },
-	{ "models",   cmd_models,   "list the stored model versions" },
+	{ "model",    cmd_model,    "list the stored model versions (list), choose the active one (use)" },
+	{ "models",   cmd_models,   "the same as model list" },
 	{ "recommend", cmd_recommend, "top items for a user, with --explain" },
+	{ "status",   cmd_status,   "what the running recd reports: model, clients, counters" },
+	{ "ping",     cmd_ping,     "round trips to the running recd" },
+	{ "score",    cmd_score,    "the model's scores of given items for a user, from recd" },
+	{ "ingest",   cmd_ingest,   "hand behaviour events to the running recd" },
+	{ "config-check", cmd_config_check, "check a recd.conf file" },
+	{ "submit",   cmd_submit,   "hand a job file to recd through its spool" },
+	{ "run-job",  cmd_run_job,  "submit a job to the running recd over its socket; --wait for its result" },
+	{ "keygen",   cmd_keygen,   "make an Ed25519 key pair for signing jobs" },
+	{ "jobs",     cmd_jobs,     "list the batch jobs recd has run or is running" },
+	{ "job",      cmd_job,      "one batch job's state; --watch follows it" },
+	{ "cancel",   cmd_cancel,   "ask recd to stop a queued or running job" },
 };
 
 void recctl_err(const char *fmt, ...)
@@ -75,6 +88,9 @@ static void usage(FILE *f)
 	        "\n"
 	        "Options:\n"
 	        "  -d, --state-dir DIR  the store's directory (default: $RECD_STATE_DIR, else %s)\n"
+	        "      --socket PATH    recd's socket (default: $RECD_SOCKET, else /run/recd/recd.sock);\n"
+	        "                       recommend and model use ask recd with it, or without -d\n"
+	        "                       when the default socket exists\n"
 	        "      --json           print one JSON document instead of text\n"
 	        "  -q, --quiet          no progress messages\n"
 	        "  -h, --help           this help; 'recctl COMMAND --help' for a command\n"
@@ -91,6 +107,7 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, 'd' },
+		{ "socket",    required_argument, NULL, 'S' },
 		{ "json",      no_argument,       NULL, 'j' },
 		{ "quiet",     no_argument,       NULL, 'q' },
 		{ "help",      no_argument,       NULL, 'h' },
@@ -101,12 +118,14 @@ int main(int argc, char **argv)
 	int c;
 
 	ctl.state_dir = getenv("RECD_STATE_DIR");
+	ctl.state_dir_given = ctl.state_dir && *ctl.state_dir;
 	if (!ctl.state_dir || !*ctl.state_dir)
 		ctl.state_dir = RECCTL_DEFAULT_STATE_DIR;
 	/* '+': stop at the command name; what follows is the command's. */
 	while ((c = getopt_long(argc, argv, "+d:qhV", opts, NULL)) != -1) {
 		switch (c) {
-		case 'd': ctl.state_dir = optarg; break;
+		case 'd': ctl.state_dir = optarg; ctl.state_dir_given = 1; break;
+		case 'S': ctl.socket = optarg; break;
 		case 'j': ctl.json = 1; break;
 		case 'q': ctl.quiet = 1; break;
 		case 'h': usage(stdout); return RECCTL_EXIT_OK;

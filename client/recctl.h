@@ -17,6 +17,8 @@ enum {
 
 struct recctl {
 	const char *state_dir;  /* -d, $RECD_STATE_DIR, else /var/lib/recd */
+	int state_dir_given;    /* -d or $RECD_STATE_DIR: recommend and model use read the store */
+	const char *socket;     /* --socket; NULL: $RECD_SOCKET, else /run/recd/recd.sock */
 	int json;               /* --json: one JSON document on stdout */
 	int quiet;              /* -q: no progress on stderr */
 };
@@ -40,8 +42,35 @@ int cmd_stats(struct recctl *ctl, int argc, char **argv);
 int cmd_events(struct recctl *ctl, int argc, char **argv);
 int cmd_item(struct recctl *ctl, int argc, char **argv);
 int cmd_train(struct recctl *ctl, int argc, char **argv);
+int cmd_finetune(struct recctl *ctl, int argc, char **argv);
 int cmd_eval(struct recctl *ctl, int argc, char **argv);
 int cmd_models(struct recctl *ctl, int argc, char **argv);
+int cmd_model(struct recctl *ctl, int argc, char **argv);
 int cmd_recommend(struct recctl *ctl, int argc, char **argv);
+/* client/cmd_daemon.c: through the running recd (librecd). */
+int cmd_status(struct recctl *ctl, int argc, char **argv);
+int cmd_ping(struct recctl *ctl, int argc, char **argv);
+int cmd_score(struct recctl *ctl, int argc, char **argv);
+int cmd_ingest(struct recctl *ctl, int argc, char **argv);
+int cmd_config_check(struct recctl *ctl, int argc, char **argv);
+int cmd_daemon_recommend(struct recctl *ctl, int argc, char **argv);
+int cmd_daemon_model_use(struct recctl *ctl, int argc, char **argv);
+/* Whether recommend and model use ask recd rather than read the store:
+ * with --socket or $RECD_SOCKET, or when neither -d nor $RECD_STATE_DIR is
+ * given and recd's default socket exists.  recctl(1) says the same. */
+int recctl_via_daemon(const struct recctl *ctl);
+const char *recctl_socket_path(const struct recctl *ctl);
+int cmd_submit(struct recctl *ctl, int argc, char **argv);
+int cmd_keygen(struct recctl *ctl, int argc, char **argv);
+int cmd_jobs(struct recctl *ctl, int argc, char **argv);
+int cmd_job(struct recctl *ctl, int argc, char **argv);
+int cmd_cancel(struct recctl *ctl, int argc, char **argv);
+/* client/cmd_ringjobs.c: batch jobs through the running recd (librecd). */
+int cmd_run_job(struct recctl *ctl, int argc, char **argv);
+/* job and cancel when recctl_via_daemon(): recd's own view of job id. */
+int recctl_daemon_job(struct recctl *ctl, const char *id, int watch);
+int recctl_daemon_cancel(struct recctl *ctl, const char *id);
+/* job --result: an ended job's result lines on stdout, chunk bytes a request. */
+int recctl_daemon_job_result(struct recctl *ctl, const char *id, size_t chunk);
 
 #endif
