@@ -3,6 +3,7 @@
 # with the protocols of ../shared/EVALUATION.md, next to the published numbers.
 # Usage: bench/run quality [--data FILE] [--preset small|large] [--epochs N]
 #                          [--patience N] [--threads N] [--valid-users N] [--maxlen T]
+#                          [--block preln|sasrec] [--windows random|last] [--dropout P]
 # Default data: ../shared/data/ml-1m/ml1m_sasrec_style.txt (the 5-core file).
 # The last line printed is one JSON object.  Installs nothing.
 set -eu
@@ -12,7 +13,7 @@ if [ -z "${RECCTL:-}" ]; then
 	[ -x "$RECCTL" ] || RECCTL=$here/recctl
 fi
 data=$here/../shared/data/ml-1m/ml1m_sasrec_style.txt
-preset=small epochs=100 patience=10 threads=2 valid=0 maxlen=
+preset=small epochs=100 patience=10 threads=2 valid=0 maxlen= block= windows= dropout=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--data) data=$2; shift 2 ;;
@@ -22,6 +23,9 @@ while [ $# -gt 0 ]; do
 	--threads) threads=$2; shift 2 ;;
 	--valid-users) valid=$2; shift 2 ;;
 	--maxlen) maxlen=$2; shift 2 ;;
+	--block) block=$2; shift 2 ;;
+	--windows) windows=$2; shift 2 ;;
+	--dropout) dropout=$2; shift 2 ;;
 	*) echo "run-quality.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -31,8 +35,13 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/recd-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
 "$RECCTL" -q -d "$tmp/st" import ml1m-seq "$data" >/dev/null
-"$RECCTL" -d "$tmp/st" --json train --preset "$preset" --epochs "$epochs" --patience "$patience" \
-	--threads "$threads" --valid-users "$valid" ${maxlen:+--maxlen "$maxlen"} >"$tmp/train.json"
+# recctl's progress (stderr) goes to the terminal and to train.log, whose
+# first line is the model's settings; the JSON result (stdout) to train.json.
+{ "$RECCTL" -d "$tmp/st" --json train --preset "$preset" --epochs "$epochs" --patience "$patience" \
+	--threads "$threads" --valid-users "$valid" ${maxlen:+--maxlen "$maxlen"} \
+	${block:+--block "$block"} ${windows:+--windows "$windows"} ${dropout:+--dropout "$dropout"} 2>&1 >"$tmp/train.json" ||
+	echo "run-quality.sh: recctl train failed" >&2; } | tee "$tmp/train.log" >&2
+grep -q '"test"' "$tmp/train.json" || { echo "run-quality.sh: training failed (see above)" >&2; exit 1; }
 "$RECCTL" -d "$tmp/st" --json eval --protocol both --threads "$threads" >"$tmp/eval.json"
 
 # Pull numbers out of recctl's JSON with json-c-free shell: one key per line.
@@ -42,10 +51,12 @@ full_hr50=$(val "$tmp/eval.json" 'hr@50' 1); full_ndcg50=$(val "$tmp/eval.json" 
 full_hr200=$(val "$tmp/eval.json" 'hr@200' 1); full_mrr=$(val "$tmp/eval.json" 'mrr' 1)
 s_hr10=$(val "$tmp/eval.json" 'hr@10' 2); s_ndcg10=$(val "$tmp/eval.json" 'ndcg@10' 2)
 secs=$(val "$tmp/train.json" train_seconds); ep=$(val "$tmp/train.json" epochs)
+spe=$(val "$tmp/train.json" seconds_per_epoch)
+settings=$(grep -m 1 '^training ' "$tmp/train.log" | sed 's/^training //; s/ on [0-9].*//')
 best=$(val "$tmp/train.json" best_epoch); rss=$(val "$tmp/train.json" peak_rss_mb)
 
 name=$(basename "$data")
-echo "recd $preset${maxlen:+ maxlen $maxlen} on $name: $ep epochs (best $best) in $secs s, $threads threads, peak RSS $rss MiB"
+echo "recd $settings on $name: $ep epochs (best $best) in $secs s ($spe s/epoch), $threads threads, peak RSS $rss MiB"
 echo "full-ranking leave-one-out, seen items excluded:"
 echo "  recd     HR@10 $full_hr10  NDCG@10 $full_ndcg10  HR@50 $full_hr50  NDCG@50 $full_ndcg50  HR@200 $full_hr200  MRR $full_mrr"
 case $name in
@@ -54,6 +65,6 @@ case $name in
                 echo "  HSTU-large  HR@10 0.3294  NDCG@10 0.1893" ;;
 esac
 echo "sampled-100 leave-one-out: recd HR@10 $s_hr10 NDCG@10 $s_ndcg10; SASRec paper 0.8245 / 0.5905"
-printf '{"protocol":"full-ranking leave-one-out, seen items excluded","data":"%s","preset":"%s","maxlen":"%s","hr@10":%s,"ndcg@10":%s,"hr@50":%s,"ndcg@50":%s,"hr@200":%s,"mrr":%s,"train_seconds":%s,"epochs":%s,"best_epoch":%s,"threads":%s,"peak_rss_mb":%s,"sampled100_hr@10":%s,"sampled100_ndcg@10":%s}\n' \
+printf '{"protocol":"full-ranking leave-one-out, seen items excluded","data":"%s","preset":"%s","maxlen":"%s","hr@10":%s,"ndcg@10":%s,"hr@50":%s,"ndcg@50":%s,"hr@200":%s,"mrr":%s,"train_seconds":%s,"s_per_epoch":%s,"epochs":%s,"best_epoch":%s,"threads":%s,"peak_rss_mb":%s,"sampled100_hr@10":%s,"sampled100_ndcg@10":%s}\n' \
 	"$name" "$preset" "${maxlen:-preset}" "$full_hr10" "$full_ndcg10" "$full_hr50" "$full_ndcg50" "$full_hr200" "$full_mrr" \
-	"$secs" "$ep" "$best" "$threads" "$rss" "$s_hr10" "$s_ndcg10"
+	"$secs" "$spe" "$ep" "$best" "$threads" "$rss" "$s_hr10" "$s_ndcg10"
