@@ -49,7 +49,7 @@ int recctl_via_daemon(const struct recctl *ctl)
 	return access(RECD_SOCKET_DEFAULT, F_OK) == 0;
 }
 
-static struct recd_conn *daemon_connect(const struct recctl *ctl, const char *cmd)
+struct recd_conn *recctl_daemon_connect(const struct recctl *ctl, const char *cmd)
 {
 	struct recd_conn *c = NULL;
 	char err[RECD_ERR_MAX + 256];
@@ -61,7 +61,7 @@ static struct recd_conn *daemon_connect(const struct recctl *ctl, const char *cm
 	return c;
 }
 
-static int daemon_fail(struct recd_conn *c, const char *cmd, int r)
+int recctl_daemon_fail(struct recd_conn *c, const char *cmd, int r)
 {
 	const char *why = recd_conn_error(c);
 	recctl_err("%s: %s", cmd, why && *why ? why : recd_strerror(r));
@@ -107,10 +107,10 @@ int cmd_status(struct recctl *ctl, int argc, char **argv)
 		status_usage(stderr);
 		return RECCTL_EXIT_USAGE;
 	}
-	if (!(c = daemon_connect(ctl, "status")))
+	if (!(c = recctl_daemon_connect(ctl, "status")))
 		return RECCTL_EXIT_FAIL;
 	if ((r = recd_stats(c, &s)) < 0) {
-		r = daemon_fail(c, "status", r);
+		r = recctl_daemon_fail(c, "status", r);
 		recd_close(c);
 		return r;
 	}
@@ -200,12 +200,12 @@ int cmd_ping(struct recctl *ctl, int argc, char **argv)
 		ping_usage(stderr);
 		return RECCTL_EXIT_USAGE;
 	}
-	if (!(rc = daemon_connect(ctl, "ping")))
+	if (!(rc = recctl_daemon_connect(ctl, "ping")))
 		return RECCTL_EXIT_FAIL;
 	for (long i = 0; i < count; i++) {
 		double t0 = mono_us(), dt;
 		if ((r = recd_ping(rc)) < 0) {
-			r = daemon_fail(rc, "ping", r);
+			r = recctl_daemon_fail(rc, "ping", r);
 			recd_close(rc);
 			return r;
 		}
@@ -319,10 +319,10 @@ int cmd_daemon_recommend(struct recctl *ctl, int argc, char **argv)
 		recctl_err("recommend: out of memory");
 		goto out;
 	}
-	if (!(rc = daemon_connect(ctl, "recommend")))
+	if (!(rc = recctl_daemon_connect(ctl, "recommend")))
 		goto out;
 	if ((r = recd_recommend(rc, user, (int)kk, &o, items, why, &res)) < 0) {
-		status = daemon_fail(rc, "recommend", r);
+		status = recctl_daemon_fail(rc, "recommend", r);
 		goto out;
 	}
 	if (ctl->json) {
@@ -403,12 +403,12 @@ int cmd_score(struct recctl *ctl, int argc, char **argv)
 		recctl_err("score: out of memory");
 		return RECCTL_EXIT_FAIL;
 	}
-	if (!(rc = daemon_connect(ctl, "score"))) {
+	if (!(rc = recctl_daemon_connect(ctl, "score"))) {
 		free(scores);
 		return RECCTL_EXIT_FAIL;
 	}
 	if ((r = recd_score(rc, user, items, n, scores, &v)) < 0) {
-		r = daemon_fail(rc, "score", r);
+		r = recctl_daemon_fail(rc, "score", r);
 		recd_close(rc);
 		free(scores);
 		return r;
@@ -525,7 +525,7 @@ static int ingest_flush(struct ingest_run *g)
 			           "before them were stored)", g->file, g->line[0], g->line[g->n - 1],
 			           recd_conn_error(g->rc), g->sent);
 		else
-			daemon_fail(g->rc, "ingest", r);
+			recctl_daemon_fail(g->rc, "ingest", r);
 		ingest_clear(g);
 		return r;
 	}
@@ -770,7 +770,7 @@ int cmd_ingest(struct recctl *ctl, int argc, char **argv)
 		goto out;
 	}
 	status = RECCTL_EXIT_FAIL;
-	if (!(g->rc = daemon_connect(ctl, "ingest")))
+	if (!(g->rc = recctl_daemon_connect(ctl, "ingest")))
 		goto out;
 	if (g->file) {
 		r = ingest_file(g);
@@ -779,7 +779,7 @@ int cmd_ingest(struct recctl *ctl, int argc, char **argv)
 		one.item = argv[optind + 1];
 		r = recd_ingest(g->rc, &one, 1);
 		if (r < 0)
-			daemon_fail(g->rc, "ingest", r);
+			recctl_daemon_fail(g->rc, "ingest", r);
 		else
 			g->sent = (unsigned long)r;
 	}
@@ -825,10 +825,10 @@ int cmd_daemon_model_use(struct recctl *ctl, int argc, char **argv)
 	if (strcmp(argv[1], "latest") != 0 &&
 	    recctl_parse_long("model use", "VERSION", argv[1], 1, 0xfffffffe, &v) < 0)
 		return RECCTL_EXIT_USAGE;
-	if (!(rc = daemon_connect(ctl, "model use")))
+	if (!(rc = recctl_daemon_connect(ctl, "model use")))
 		return RECCTL_EXIT_FAIL;
 	if ((r = recd_model_use(rc, (uint32_t)v, &now)) < 0) {
-		r = daemon_fail(rc, "model use", r);
+		r = recctl_daemon_fail(rc, "model use", r);
 		recd_close(rc);
 		return r;
 	}

@@ -22,26 +22,6 @@
 #define RUNJOB_POLL_MS     250      /* status polls while waiting */
 #define RUNJOB_ENDING_S    60       /* the most an ended job's result may take to appear */
 
-static struct recd_conn *rj_connect(const struct recctl *ctl, const char *cmd)
-{
-	struct recd_conn *c = NULL;
-	char err[RECD_ERR_MAX + 256];
-	int r = recd_connect(&c, recctl_socket_path(ctl), err, sizeof err);
-	if (r < 0) {
-		recctl_err("%s: %s", cmd, err);
-		return NULL;
-	}
-	/* Status polls and chunk reads are quick; no call waits on a job. */
-	return c;
-}
-
-static int rj_fail(struct recd_conn *c, const char *cmd, int r)
-{
-	const char *why = recd_conn_error(c);
-	recctl_err("%s: %s", cmd, why && *why ? why : recd_strerror(r));
-	return RECCTL_EXIT_FAIL;
-}
-
 static void rj_sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -74,7 +54,7 @@ static int rj_wait(struct recd_conn *c, const char *cmd, const char *id, int sho
 	int tty = show && isatty(fileno(out)), last = -1, r;
 	for (;;) {
 		if ((r = recd_job_status(c, id, s)) < 0)
-			return rj_fail(c, cmd, r);
+			return recctl_daemon_fail(c, cmd, r);
 		if (s->state >= RECD_JOB_DONE)
 			break;
 		if (show) {
@@ -119,7 +99,7 @@ static int rj_result(struct recd_conn *c, const char *cmd, const char *id, size_
 		}
 		if (r < 0) {
 			free(buf);
-			return rj_fail(c, cmd, r);
+			return recctl_daemon_fail(c, cmd, r);
 		}
 		if (first)
 			total = t;
@@ -254,7 +234,7 @@ int cmd_run_job(struct recctl *ctl, int argc, char **argv)
 		free(json);
 		return RECCTL_EXIT_FAIL;
 	}
-	if (!(c = rj_connect(ctl, cmd))) {
+	if (!(c = recctl_daemon_connect(ctl, cmd))) {
 		free(json);
 		return RECCTL_EXIT_FAIL;
 	}
@@ -294,7 +274,7 @@ int recctl_daemon_job(struct recctl *ctl, const char *id, int watch)
 {
 	const char *cmd = "job";
 	struct recd_job_status s;
-	struct recd_conn *c = rj_connect(ctl, cmd);
+	struct recd_conn *c = recctl_daemon_connect(ctl, cmd);
 	int r;
 
 	if (!c)
@@ -302,7 +282,7 @@ int recctl_daemon_job(struct recctl *ctl, const char *id, int watch)
 	if (watch)
 		r = rj_wait(c, cmd, id, 1, stdout, &s);
 	else if ((r = recd_job_status(c, id, &s)) < 0)
-		r = rj_fail(c, cmd, r);
+		r = recctl_daemon_fail(c, cmd, r);
 	if (r != 0) {
 		recd_close(c);
 		return r;
@@ -351,13 +331,13 @@ int recctl_daemon_job(struct recctl *ctl, const char *id, int watch)
 
 int recctl_daemon_job_result(struct recctl *ctl, const char *id, size_t chunk)
 {
-	struct recd_conn *c = rj_connect(ctl, "job");
+	struct recd_conn *c = recctl_daemon_connect(ctl, "job");
 	if (!c)
 		return RECCTL_EXIT_FAIL;
 	struct recd_job_status s;
 	int r = recd_job_status(c, id, &s);
 	if (r == -ENOTSUP || r == -EINVAL) {
-		r = rj_fail(c, "job", r);
+		r = recctl_daemon_fail(c, "job", r);
 		recd_close(c);
 		return r;
 	}
@@ -369,12 +349,12 @@ int recctl_daemon_job_result(struct recctl *ctl, const char *id, size_t chunk)
 
 int recctl_daemon_cancel(struct recctl *ctl, const char *id)
 {
-	struct recd_conn *c = rj_connect(ctl, "cancel");
+	struct recd_conn *c = recctl_daemon_connect(ctl, "cancel");
 	int r;
 	if (!c)
 		return RECCTL_EXIT_FAIL;
 	if ((r = recd_job_cancel(c, id)) < 0) {
-		r = rj_fail(c, "cancel", r);
+		r = recctl_daemon_fail(c, "cancel", r);
 		recd_close(c);
 		return r;
 	}

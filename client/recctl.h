@@ -32,6 +32,13 @@ int recctl_parse_long(const char *cmd, const char *opt, const char *s, long lo, 
 /* Prints o as recctl's --json output: one pretty-printed document, with
  * slashes left as they are (paths stay readable). */
 struct json_object;
+struct recd_conn;
+
+/* cmd_daemon.c: a connection to the running recd at recctl_socket_path(),
+ * or NULL after saying why (prefixed with cmd); and a failed call's
+ * message, recd's own words when it gave some.  Returns RECCTL_EXIT_FAIL. */
+struct recd_conn *recctl_daemon_connect(const struct recctl *ctl, const char *cmd);
+int recctl_daemon_fail(struct recd_conn *c, const char *cmd, int r);
 void recctl_print_json(struct json_object *o);
 /* Prints "recctl: " + message to stderr. */
 void recctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

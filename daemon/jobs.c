@@ -44,43 +44,6 @@ static int jobs_why(char *why, size_t whylen, int err, const char *fmt, ...)
 	return err;
 }
 
-/* Returns 1 when p[0..n) is well-formed UTF-8 (no overlongs, surrogates or
- * code points past U+10FFFF). */
-static int jobs_utf8_valid(const unsigned char *p, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		unsigned char c = p[i];
-		size_t k;
-		uint32_t cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			k = 1; cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			k = 2; cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			k = 3; cp = c & 0x07;
-		} else {
-			return 0;
-		}
-		if (n - i <= k)
-			return 0;
-		for (size_t j = 1; j <= k; j++) {
-			if ((p[i + j] & 0xc0) != 0x80)
-				return 0;
-			cp = cp << 6 | (p[i + j] & 0x3f);
-		}
-		if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += k + 1;
-	}
-	return 1;
-}
-
 static int jobs_ends_with(const char *s, size_t n, const char *suffix)
 {
 	size_t m = strlen(suffix);
@@ -93,7 +56,7 @@ int jobs_name_check(const char *name, size_t len, char *why, size_t whylen)
 		return jobs_why(why, whylen, -EINVAL, "empty name");
 	if (len > JOBS_ID_MAX)
 		return jobs_why(why, whylen, -EINVAL, "name longer than %d bytes", JOBS_ID_MAX);
-	if (!jobs_utf8_valid((const unsigned char *)name, len))
+	if (!import_utf8_valid((const unsigned char *)name, len))
 		return jobs_why(why, whylen, -EINVAL, "name is not valid UTF-8");
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)name[i];

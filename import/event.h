@@ -21,6 +21,11 @@ struct import_ev_text {
 	size_t n;
 };
 
+/* 1 when p[0..n) is well-formed UTF-8 (no overlongs, surrogates or code
+ * points past U+10FFFF): the importer's test of text fields, for others
+ * that accept names and text (the spool's job names). */
+int  import_utf8_valid(const unsigned char *p, size_t n);
+
 struct import_events;
 
 int  import_events_new(struct import_events **out, struct store *st);

@@ -20,6 +20,7 @@
 #include <json-c/json.h>
 #include <sodium.h>
 
+#include "import/event.h"
 #include "import/import_int.h"
 
 #define IMPORT_READ_BUF     (8u << 20)  /* read block; holds several whole lines */
@@ -522,9 +523,7 @@ int import_id(struct import_ctx *ctx, const char *field, const char *p, size_t n
 	return 0;
 }
 
-/* Returns 1 when p[0..n) is well-formed UTF-8 (no overlongs, surrogates or
- * code points past U+10FFFF). */
-static int utf8_valid(const unsigned char *p, size_t n)
+int import_utf8_valid(const unsigned char *p, size_t n)
 {
 	size_t i = 0;
 	while (i < n) {
@@ -569,7 +568,7 @@ int import_text(struct import_ctx *ctx, const char *field, const char *p, size_t
 	}
 	if (memchr(p, 0, n))
 		return import_bad(ctx, "field '%s': contains a NUL byte", field);
-	if (utf8_valid((const unsigned char *)p, n)) {
+	if (import_utf8_valid((const unsigned char *)p, n)) {
 		if (n > STORE_TEXT_MAX_LEN)
 			return import_bad(ctx, "field '%s': longer than %u bytes", field, STORE_TEXT_MAX_LEN);
 		out->p = p;
