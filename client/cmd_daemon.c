@@ -232,32 +232,6 @@ int cmd_ping(struct recctl *ctl, int argc, char **argv)
 
 /* --- recommend (through recd) ----------------------------------------------------------- */
 
-/* Splits a comma-separated list in place. */
-static int split_list(const char *cmd, const char *opt, char *arg, const char ***out, size_t *n)
-{
-	size_t cap = 1;
-	for (const char *p = arg; *p; p++)
-		cap += *p == ',';
-	if (cap > RECD_LIST_MAX) {
-		recctl_err("%s: %s: %zu items, at most %d", cmd, opt, cap, RECD_LIST_MAX);
-		return -EINVAL;
-	}
-	free(*out);
-	if (!(*out = calloc(cap, sizeof **out))) {
-		recctl_err("%s: out of memory", cmd);
-		return -ENOMEM;
-	}
-	*n = 0;
-	char *save = NULL;
-	for (char *t = strtok_r(arg, ",", &save); t; t = strtok_r(NULL, ",", &save))
-		(*out)[(*n)++] = t;
-	if (!*n) {
-		recctl_err("%s: %s: no item given", cmd, opt);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 static void drecommend_usage(FILE *f)
 {
 	fprintf(f, "Usage: recctl [--socket PATH] [--json] recommend [-k N] [--explain] [--include-seen]\n"
@@ -276,6 +250,7 @@ int cmd_daemon_recommend(struct recctl *ctl, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },             { NULL, 0, NULL, 0 },
 	};
 	struct recd_recommend_opts o;
+	char *inc_buf = NULL, *exc_buf = NULL;
 	struct recd_item *items = NULL;
 	struct recd_why why[10];
 	struct recd_result res;
@@ -297,11 +272,13 @@ int cmd_daemon_recommend(struct recctl *ctl, int argc, char **argv)
 			           "the version it serves; see recctl model use)");
 			goto out;
 		case O_INCLUDE:
-			if (split_list("recommend", "--include", optarg, (const char ***)&o.include, &o.ninclude) < 0)
+			if (recctl_split_list("recommend", "--include", optarg, RECD_LIST_MAX, &inc_buf,
+			                      (const char ***)&o.include, &o.ninclude) < 0)
 				goto out;
 			break;
 		case O_EXCLUDE:
-			if (split_list("recommend", "--exclude", optarg, (const char ***)&o.exclude, &o.nexclude) < 0)
+			if (recctl_split_list("recommend", "--exclude", optarg, RECD_LIST_MAX, &exc_buf,
+			                      (const char ***)&o.exclude, &o.nexclude) < 0)
 				goto out;
 			break;
 		case O_JSON: ctl->json = 1; break;
@@ -368,6 +345,8 @@ out:
 	free(items);
 	free((void *)o.include);
 	free((void *)o.exclude);
+	free(inc_buf);
+	free(exc_buf);
 	return status;
 }
 

@@ -474,35 +474,6 @@ static void recommend_usage(FILE *f)
 	        SERVE_K_MAX, SERVE_FILTER_MAX, SERVE_FILTER_MAX);
 }
 
-/* A comma-separated list of item IDs: the pointers go into buf (a copy). */
-static int item_list(const char *opt, const char *arg, char **buf, const char ***items, size_t *n)
-{
-	size_t cap = 1;
-	for (const char *p = arg; *p; p++)
-		cap += *p == ',';
-	if (cap > SERVE_FILTER_MAX) {
-		recctl_err("recommend: %s: %zu items, at most %d", opt, cap, SERVE_FILTER_MAX);
-		return -EINVAL;
-	}
-	free(*buf);
-	free(*items);
-	*buf = strdup(arg);
-	*items = calloc(cap, sizeof **items);
-	if (!*buf || !*items) {
-		recctl_err("recommend: out of memory");
-		return -ENOMEM;
-	}
-	*n = 0;
-	char *save = NULL;
-	for (char *t = strtok_r(*buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-		(*items)[(*n)++] = t;
-	if (*n == 0) {
-		recctl_err("recommend: %s: no item in '%s'", opt, arg);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 /* The item's title from the store (empty when it has none). */
 static void item_title(struct store_txn *tx, const char *id, const char **title, int *len)
 {
@@ -553,11 +524,13 @@ int cmd_recommend(struct recctl *ctl, int argc, char **argv)
 				return RECCTL_EXIT_USAGE;
 			break;
 		case O_INCLUDE:
-			if (item_list("--include", optarg, &inc_buf, &inc, &filt.ninclude) < 0)
+			if (recctl_split_list("recommend", "--include", optarg, SERVE_FILTER_MAX, &inc_buf, &inc,
+			                      &filt.ninclude) < 0)
 				goto usage_fail;
 			break;
 		case O_EXCLUDE:
-			if (item_list("--exclude", optarg, &exc_buf, &exc, &filt.nexclude) < 0)
+			if (recctl_split_list("recommend", "--exclude", optarg, SERVE_FILTER_MAX, &exc_buf, &exc,
+			                      &filt.nexclude) < 0)
 				goto usage_fail;
 			break;
 		case O_JSON: ctl->json = 1; break;

@@ -59,6 +59,35 @@ void recctl_print_json(struct json_object *o)
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
+int recctl_split_list(const char *cmd, const char *opt, const char *arg, size_t max, char **buf,
+                      const char ***items, size_t *n)
+{
+	size_t cap = 1;
+	for (const char *p = arg; *p; p++)
+		cap += *p == ',';
+	if (cap > max) {
+		recctl_err("%s: %s: %zu items, at most %zu", cmd, opt, cap, max);
+		return -EINVAL;
+	}
+	free(*buf);
+	free((void *)*items);
+	*buf = strdup(arg);
+	*items = calloc(cap, sizeof **items);
+	if (!*buf || !*items) {
+		recctl_err("%s: out of memory", cmd);
+		return -ENOMEM;
+	}
+	*n = 0;
+	char *save = NULL;
+	for (char *t = strtok_r(*buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		(*items)[(*n)++] = t;
+	if (*n == 0) {
+		recctl_err("%s: %s: no item in '%s'", cmd, opt, arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int recctl_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
 {
 	char *end;

@@ -29,6 +29,12 @@ int recctl_open_store(const struct recctl *ctl, struct store **st, int readonly)
  * "recctl: CMD: OPT: 'S' is not a whole number from LO to HI" and returns
  * -EINVAL (the caller exits with RECCTL_EXIT_USAGE). */
 int recctl_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+/* Splits an option's "I1,I2,.." (at most max entries) into *items[0..*n),
+ * pointing into *buf, a copy of arg; both replace what they held (freed)
+ * and are the caller's to free.  An error is printed as "CMD: OPT: why"
+ * and returned (-EINVAL, -ENOMEM). */
+int recctl_split_list(const char *cmd, const char *opt, const char *arg, size_t max, char **buf,
+                      const char ***items, size_t *n);
 /* Prints o as recctl's --json output: one pretty-printed document, with
  * slashes left as they are (paths stay readable). */
 struct json_object;
