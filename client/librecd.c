@@ -992,6 +992,11 @@ static int conn_call(struct recd_conn *c, int sent, struct recd_reply **rep)
 
 static int sync_ok(struct recd_conn *c)
 {
+	/* Replies still owed by a recd that is gone (killed, say, after a call
+	 * failed with -ECONNRESET) will never come: say so, not -EBUSY. */
+	if (c->pending && conn_dead(c))
+		return conn_fail(c, -ECONNRESET, "recd closed the connection with %lu requests unanswered",
+		                 c->pending);
 	if (c->pending)
 		return conn_fail(c, -EBUSY, "%lu pipelined replies are unread on this connection", c->pending);
 	return 0;
