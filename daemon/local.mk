@@ -34,6 +34,12 @@ check_PROGRAMS += tests/test_ring
 tests_test_ring_SOURCES = tests/test_ring.c tests/test.h
 tests_test_ring_LDADD = librecd.la -lm
 TESTS += tests/test_ring tests/recctl_daemon.sh
+# Faults on the rings: a client killed mid-request, model switches under
+# load, recd killed and restarted.
+check_PROGRAMS += tests/test_ring_fault
+tests_test_ring_fault_SOURCES = tests/test_ring_fault.c tests/test.h
+tests_test_ring_fault_LDADD = librecd.la -lpthread
+TESTS += tests/test_ring_fault
 EXTRA_DIST += tests/recctl_daemon.sh
 EXTRA_DIST += tests/daemon_notify.sh
 
