@@ -25,6 +25,7 @@
 #include <sodium.h>
 
 #include "daemon/jobs.h"
+#include "daemon/log.h"
 #include "import/event.h"
 #include "kernels/kernels.h"
 #include "model/eval.h"
@@ -108,6 +109,7 @@ struct jobs_job {
 	double lr;
 	uint32_t max_users;
 	uint64_t seed;
+	enum jobs_activate activate; /* fine-tune: when the child becomes the served version */
 };
 
 enum jobs_type jobs_job_type(const struct jobs_job *j) { return j->type; }
@@ -573,7 +575,7 @@ static int jobs_parse_model_job(struct jobs_job *j, char *why, size_t whylen)
 	static const char *const train_keys[] = { "format", "type", "id", "created", "epochs", "patience",
 	                                           "lr", "seed", NULL };
 	static const char *const ft_keys[] = { "format", "type", "id", "created", "model", "epochs", "lr",
-	                                       "max_steps", "seed", NULL };
+	                                       "max_steps", "seed", "activate", NULL };
 	static const char *const eval_keys[] = { "format", "type", "id", "created", "model", "protocol",
 	                                         "max_users", "seed", NULL };
 	struct json_object *o = j->root;
@@ -618,6 +620,18 @@ static int jobs_parse_model_job(struct jobs_job *j, char *why, size_t whylen)
 		j->seed = (uint64_t)v;
 	if ((r = jobs_get_num(o, "lr", "", 1e-7, 1.0, &j->lr, why, whylen)) < 0)
 		return r;
+	j->activate = JOBS_ACTIVATE_IF_BETTER;
+	const char *a = NULL;
+	if ((r = jobs_get_str(o, "activate", 0, "", 16, &a, why, whylen)) < 0)
+		return r;
+	if (a) {
+		if (!strcmp(a, "always"))
+			j->activate = JOBS_ACTIVATE_ALWAYS;
+		else if (!strcmp(a, "never"))
+			j->activate = JOBS_ACTIVATE_NEVER;
+		else if (strcmp(a, "if-better"))
+			return jobs_why(why, whylen, -EINVAL, "activate: '%s' is not if-better, always or never", a);
+	}
 	j->protocol_full = j->protocol_sampled = 1;
 	const char *p = NULL;
 	if ((r = jobs_get_str(o, "protocol", 0, "", 16, &p, why, whylen)) < 0)
@@ -1153,6 +1167,16 @@ out:
 	return r;
 }
 
+/* store_write callback: make *arg the active version unless one is chosen. */
+static int jobs_pin_active(struct store_txn *tx, void *arg)
+{
+	uint32_t cur = 0;
+	int r = store_model_active_get(tx, &cur);
+	if (r < 0)
+		return r;
+	return cur ? 0 : store_model_active_set(tx, *(const uint32_t *)arg);
+}
+
 /* fine-tune: model/finetune.h's seqrec_finetune from a stored version on
  * the users with new events, at a lower rate, within a step budget. */
 static int jobs_run_finetune(struct jobs_job *j, const struct jobs_run_env *env, struct jobs_buf *out,
@@ -1179,9 +1203,55 @@ static int jobs_run_finetune(struct jobs_job *j, const struct jobs_run_env *env,
 	kern_free(k);
 	if (r < 0)
 		return r;
+	/* Serve the child?  if-better compares NDCG@10 on every user's held-out
+	 * last event (the test split: the new users' and the others' weighted by
+	 * their counts) with the parent's, and only when the parent is what recd
+	 * serves now; serve_use persists the choice and swaps the model in
+	 * without failing a request. */
+	int activate = 0;
+	char act_why[448];
+	uint32_t serving = env->sv ? serve_version(env->sv) : 0;
+	if (j->activate == JOBS_ACTIVATE_ALWAYS) {
+		activate = 1;
+		snprintf(act_why, sizeof act_why, "asked for (activate: always)");
+	} else if (j->activate == JOBS_ACTIVATE_NEVER) {
+		snprintf(act_why, sizeof act_why, "not asked for (activate: never)");
+	} else if (!res.evaluated) {
+		snprintf(act_why, sizeof act_why, "no evaluation to compare");
+	} else if (serving != res.parent) {
+		snprintf(act_why, sizeof act_why, "the served version %u is not the parent %u", serving, res.parent);
+	} else {
+		double pu = 0, cu = 0, n = 0;
+		for (int g = 0; g < 2; g++) {
+			pu += res.parent_test[g].ndcg10 * (double)res.parent_test[g].users;
+			cu += res.child_test[g].ndcg10 * (double)res.child_test[g].users;
+			n += (double)res.child_test[g].users;
+		}
+		pu = n > 0 ? pu / n : 0;
+		cu = n > 0 ? cu / n : 0;
+		activate = cu > pu;
+		snprintf(act_why, sizeof act_why, "test NDCG@10 %.4f %s the parent's %.4f", cu,
+		         activate ? "beats" : "does not beat", pu);
+	}
+	if (activate) {
+		char err[256];
+		r = env->sv ? serve_use(env->sv, res.version, err, sizeof err) : -ENODEV;
+		if (r < 0) {
+			activate = 0;
+			snprintf(act_why, sizeof act_why, "activating version %u failed: %s", res.version,
+			         env->sv ? err : "no serving engine");
+		}
+	}
+	/* Not served: a store with no active version chosen serves the latest,
+	 * which is now the child, at the next reload or start; pin the version
+	 * served now so that "not activated" holds then too. */
+	if (!activate && serving && (r = store_write(env->st, jobs_pin_active, &serving)) < 0)
+		log_warning("fine-tune: keeping version %u active: %s", serving, store_errmsg(env->st));
 	struct json_object *x = json_object_new_object();
 	json_object_object_add(x, "model", json_object_new_int64(res.version));
 	json_object_object_add(x, "parent", json_object_new_int64(res.parent));
+	json_object_object_add(x, "activated", json_object_new_boolean(activate));
+	json_object_object_add(x, "activation", json_object_new_string(act_why));
 	json_object_object_add(x, "new_events", json_object_new_int64((int64_t)res.new_events));
 	json_object_object_add(x, "trained_users", json_object_new_int64(res.trained_users));
 	json_object_object_add(x, "epochs", json_object_new_int(res.train.epochs));

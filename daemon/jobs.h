@@ -42,6 +42,10 @@ static inline const char *jobs_state_name(unsigned s)
 	return s < sizeof names / sizeof names[0] ? names[s] : "?";
 }
 
+/* A fine-tune job's "activate": when its new version becomes the one recd
+ * serves (recd-spool(5)). */
+enum jobs_activate { JOBS_ACTIVATE_IF_BETTER = 0, JOBS_ACTIVATE_ALWAYS, JOBS_ACTIVATE_NEVER };
+
 enum jobs_priority { JOBS_PRIO_INTERACTIVE = 0, JOBS_PRIO_BULK = 1 };
 
 /* A job ID / spool file name: 1 to JOBS_ID_MAX bytes of valid UTF-8, no

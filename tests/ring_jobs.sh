@@ -109,6 +109,61 @@ printf '{"format":1,"type":"evaluate","model":99}' >"$TMP/jobs/eval99"
 if "$RECCTL" run-job --wait "$TMP/jobs/eval99" >"$TMP/out" 2>"$TMP/err"; then fail "evaluate of model 99 succeeded"; fi
 grep -q "failed: " "$TMP/err" || fail "a failed job's reason: $(cat "$TMP/err")"
 
+# Fine-tune jobs: events arrive after the model's cut-off (now, through the
+# ring); "activate":"never" stores a child that recd does not serve, even
+# after a reload; "always" makes recd serve it at once.
+served() {
+	"$RECCTL" status --json | sed -n 's/^ *"model_version": *\([0-9]*\).*/\1/p'
+}
+v0=$(served)
+[ -n "$v0" ] && [ "$v0" -ge 1 ] || fail "recd serves no model before fine-tuning: '$v0'"
+for u in U00001 U00002 U00003 U00004 U00005 U00006; do
+	for it in I00003 I00004 I00005; do
+		"$RECCTL" ingest "$u" "$it" >/dev/null 2>"$TMP/err" || fail "ingest $u $it: $(cat "$TMP/err")"
+	done
+done
+printf '{"format":1,"type":"fine-tune","epochs":1,"activate":"never"}' >"$TMP/jobs/ft-never"
+"$RECCTL" run-job --wait "$TMP/jobs/ft-never" >"$TMP/out" 2>"$TMP/err" || fail "fine-tune never: $(cat "$TMP/err")"
+grep -q '"activated":false' "$TMP/out" || fail "fine-tune never: $(cat "$TMP/out")"
+grep -q '"activation":"not asked for (activate: never)"' "$TMP/out" || fail "fine-tune never: $(cat "$TMP/out")"
+v1=$(sed -n 's/^{"model":\([0-9]*\),"parent":\([0-9]*\),.*/\1/p' "$TMP/out")
+[ -n "$v1" ] && [ "$v1" -gt "$v0" ] || fail "fine-tune never stored no new version: $(cat "$TMP/out")"
+grep -q "\"parent\":$v0," "$TMP/out" || fail "fine-tune never: parent is not $v0: $(cat "$TMP/out")"
+echo "fine-tune, activate never: $(cat "$TMP/out")"
+[ "$(served)" = "$v0" ] || fail "after activate never recd serves $(served), not $v0"
+kill -HUP "$rpid"
+sleep 1
+[ "$(served)" = "$v0" ] || fail "after activate never and a reload recd serves $(served), not $v0"
+"$RECCTL" ingest U00007 I00006 >/dev/null 2>"$TMP/err" || fail "ingest: $(cat "$TMP/err")"
+"$RECCTL" ingest U00007 I00007 >/dev/null 2>"$TMP/err" || fail "ingest: $(cat "$TMP/err")"
+printf '{"format":1,"type":"fine-tune","model":%s,"epochs":1,"activate":"always"}' "$v0" >"$TMP/jobs/ft-always"
+"$RECCTL" run-job --wait "$TMP/jobs/ft-always" >"$TMP/out" 2>"$TMP/err" || fail "fine-tune always: $(cat "$TMP/err")"
+grep -q '"activated":true' "$TMP/out" || fail "fine-tune always: $(cat "$TMP/out")"
+v2=$(sed -n 's/^{"model":\([0-9]*\),.*/\1/p' "$TMP/out")
+[ -n "$v2" ] && [ "$v2" -gt "$v1" ] || fail "fine-tune always: version '$v2' after $v1"
+echo "fine-tune, activate always: $(cat "$TMP/out")"
+[ "$(served)" = "$v2" ] || fail "after activate always recd serves $(served), not $v2"
+"$RECCTL" recommend -k 3 U00001 >/dev/null 2>"$TMP/err" || fail "recommend after the swap: $(cat "$TMP/err")"
+# The default, if-better: served exactly when the child's test NDCG@10 beats
+# the parent's, which is the version served now.
+"$RECCTL" ingest U00008 I00008 >/dev/null 2>"$TMP/err" || fail "ingest: $(cat "$TMP/err")"
+"$RECCTL" ingest U00008 I00009 >/dev/null 2>"$TMP/err" || fail "ingest: $(cat "$TMP/err")"
+printf '{"format":1,"type":"fine-tune","epochs":1}' >"$TMP/jobs/ft-default"
+"$RECCTL" run-job --wait "$TMP/jobs/ft-default" >"$TMP/out" 2>"$TMP/err" || fail "fine-tune if-better: $(cat "$TMP/err")"
+echo "fine-tune, activate if-better: $(cat "$TMP/out")"
+v3=$(sed -n 's/^{"model":\([0-9]*\),.*/\1/p' "$TMP/out")
+grep -q "\"parent\":$v2," "$TMP/out" || fail "fine-tune if-better: parent is not $v2: $(cat "$TMP/out")"
+if grep -q '"activated":true,"activation":"test NDCG@10 [0-9.]* beats the parent' "$TMP/out"; then
+	[ "$(served)" = "$v3" ] || fail "if-better activated $v3 but recd serves $(served)"
+elif grep -q '"activated":false,"activation":"test NDCG@10 [0-9.]* does not beat the parent' "$TMP/out"; then
+	[ "$(served)" = "$v2" ] || fail "if-better did not activate $v3 but recd serves $(served), not $v2"
+else
+	fail "fine-tune if-better: $(cat "$TMP/out")"
+fi
+printf '{"format":1,"type":"fine-tune","activate":"sometimes"}' >"$TMP/jobs/ft-bad"
+if "$RECCTL" run-job "$TMP/jobs/ft-bad" >"$TMP/out" 2>"$TMP/err"; then fail "activate sometimes was taken"; fi
+grep -q "activate: 'sometimes' is not if-better, always or never" "$TMP/err" || fail "bad activate: $(cat "$TMP/err")"
+
 # Without a spool directory: a clear error, and everything else works.
 stop_recd
 write_conf "$TMP/state" "$SPOOL"
