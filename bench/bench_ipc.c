@@ -353,9 +353,9 @@ int main(int argc, char **argv)
 	printf("ring / socket: round trip p50 %.2fx the time, pipelined %.2fx the rate\n", r50 / s50, rthr / sthr);
 	if (nthreads)
 		printf("%ld client threads at once: ring p50 %.1f us  p99 %.1f us\n", nthreads, m50, m99);
-	printf("{\"bench\":\"ipc\",\"roundtrips\":%ld,\"ring_rtt_p50_us\":%.2f,\"ring_rtt_p99_us\":%.2f,"
-	       "\"socket_rtt_p50_us\":%.2f,\"socket_rtt_p99_us\":%.2f,\"rtt_p50_ratio\":%.3f,"
-	       "\"ring_pipelined_rps\":%.0f,\"socket_pipelined_rps\":%.0f,\"pipelined_ratio\":%.3f,"
+	printf("{\"bench\":\"ipc\",\"roundtrips\":%ld,\"ring_ping_p50_us\":%.2f,\"ring_ping_p99_us\":%.2f,"
+	       "\"uds_ping_p50_us\":%.2f,\"uds_ping_p99_us\":%.2f,\"ping_p50_ratio\":%.3f,"
+	       "\"ring_pipelined_msgs_per_s\":%.0f,\"uds_pipelined_msgs_per_s\":%.0f,\"pipelined_ratio\":%.3f,"
 	       "\"clients\":%ld,\"multi_rtt_p50_us\":%.2f,\"multi_rtt_p99_us\":%.2f}\n",
 	       n, r50, r99, s50, s99, r50 / s50, rthr, sthr, rthr / sthr, nthreads, m50, m99);
 	free(v);
