@@ -145,7 +145,10 @@ echo "fine-tune, activate always: $(cat "$TMP/out")"
 [ "$(served)" = "$v2" ] || fail "after activate always recd serves $(served), not $v2"
 "$RECCTL" recommend -k 3 U00001 >/dev/null 2>"$TMP/err" || fail "recommend after the swap: $(cat "$TMP/err")"
 # The default, if-better: served exactly when the child's test NDCG@10 beats
-# the parent's, which is the version served now.
+# the parent's, which is the version served now.  Its events must be later
+# than the parent's cut-off, the second of the last ingest above ("now", in
+# whole seconds): wait for the next second.
+sleep 1
 "$RECCTL" ingest U00008 I00008 >/dev/null 2>"$TMP/err" || fail "ingest: $(cat "$TMP/err")"
 "$RECCTL" ingest U00008 I00009 >/dev/null 2>"$TMP/err" || fail "ingest: $(cat "$TMP/err")"
 printf '{"format":1,"type":"fine-tune","epochs":1}' >"$TMP/jobs/ft-default"
