@@ -31,13 +31,13 @@ TESTS += tests/test_conf tests/test_daemon tests/daemon_notify.sh
 
 # The request rings end to end: recd as a process, librecd and raw clients.
 check_PROGRAMS += tests/test_ring
-tests_test_ring_SOURCES = tests/test_ring.c tests/test.h
+tests_test_ring_SOURCES = tests/test_ring.c tests/recd_harness.h tests/test.h
 tests_test_ring_LDADD = librecd.la -lm
 TESTS += tests/test_ring tests/recctl_daemon.sh
 # Faults on the rings: a client killed mid-request, model switches under
 # load, recd killed and restarted.
 check_PROGRAMS += tests/test_ring_fault
-tests_test_ring_fault_SOURCES = tests/test_ring_fault.c tests/test.h
+tests_test_ring_fault_SOURCES = tests/test_ring_fault.c tests/recd_harness.h tests/test.h
 tests_test_ring_fault_LDADD = librecd.la -lpthread
 TESTS += tests/test_ring_fault
 EXTRA_DIST += tests/recctl_daemon.sh

@@ -26,113 +26,14 @@
 #include <unistd.h>
 
 #include "recd/recd.h"
+#include "tests/recd_harness.h"
 #include "tests/test.h"
 
-static char tmp[4096], sock_path[4200], conf_path[4200], log_path[4200], state[4200];
 static const char *user = "U00001";
-static pid_t recd_pid = -1;
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-	nanosleep(&ts, NULL);
-}
-
-static void write_conf(void)
-{
-	FILE *f = fopen(conf_path, "w");
-	CHECK(f);
-	fprintf(f, "state_dir = %s\nruntime_dir = %s/run\nlog_level = info\nmax_clients = 16\n"
-	        "status_interval = 0\nspool_dir = %s/no-spool\n", state, tmp, tmp);
-	CHECK(fclose(f) == 0);
-}
-
-static int log_has(const char *needle)
-{
-	static char buf[1 << 18];
-	FILE *f = fopen(log_path, "r");
-	size_t n;
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	return strstr(buf, needle) != NULL;
-}
-
-static void dump_log(void)
-{
-	char cmd[4300];
-	snprintf(cmd, sizeof cmd, "cat '%s' >&2", log_path);
-	if (system(cmd) != 0) {
-	}
-}
 
 static struct recd_conn *connect_ok(void)
 {
-	struct recd_conn *c = NULL;
-	char err[512];
-	int r = recd_connect(&c, sock_path, err, sizeof err);
-	if (r < 0) {
-		fprintf(stderr, "recd_connect: %s (%s)\n", err, recd_strerror(r));
-		dump_log();
-		exit(1);
-	}
-	recd_set_timeout(c, 10000);
-	return c;
-}
-
-static void kill_recd(void)
-{
-	if (recd_pid > 0)
-		kill(recd_pid, SIGKILL);
-}
-
-static void start_recd(void)
-{
-	static int registered;
-	const char *b = getenv("top_builddir");
-	char recd[4200];
-	snprintf(recd, sizeof recd, "%s/recd", b && *b ? b : ".");
-	recd_pid = fork();
-	CHECK(recd_pid >= 0);
-	if (recd_pid > 0 && !registered) {
-		atexit(kill_recd);
-		registered = 1;
-	}
-	if (recd_pid == 0) {
-		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || fd < 0 || dup2(fd, 2) < 0 || dup2(fd, 1) < 0)
-			_exit(127);
-		execl(recd, recd, "-c", conf_path, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 400; i++) {
-		struct recd_conn *c;
-		if (recd_connect(&c, sock_path, NULL, 0) == 0) {
-			int r = recd_ping(c);
-			recd_close(c);
-			if (r == 0)
-				return;
-		}
-		int st;
-		if (waitpid(recd_pid, &st, WNOHANG) == recd_pid) {
-			fprintf(stderr, "recd exited early (status %d)\n", st);
-			dump_log();
-			exit(1);
-		}
-		sleep_ms(50);
-	}
-	fprintf(stderr, "recd did not answer within 20 s\n");
-	dump_log();
-	exit(1);
+	return connect_ok_timeout(10000);
 }
 
 /* recd's open descriptors. */
@@ -403,33 +304,15 @@ static void test_recd_killed(void)
 
 int main(void)
 {
-	char cmd[32768];
-	const char *recctl = getenv("RECCTL");
-	const char *b = getenv("top_builddir");
-	char rbuf[4200];
-
-	signal(SIGPIPE, SIG_IGN);
-	if (!recctl || !*recctl) {
-		snprintf(rbuf, sizeof rbuf, "%s/recctl", b && *b ? b : ".");
-		recctl = rbuf;
-	}
-	snprintf(tmp, sizeof tmp, "%s", test_tmpdir());
-	snprintf(state, sizeof state, "%s/state", tmp);
-	snprintf(conf_path, sizeof conf_path, "%s/recd.conf", tmp);
-	snprintf(log_path, sizeof log_path, "%s/recd.log", tmp);
-	snprintf(sock_path, sizeof sock_path, "%s/run/recd.sock", tmp);
+	harness_init();
 
 	/* A tiny store and two models (versions 1 and 2). */
-	snprintf(cmd, sizeof cmd,
-	         "'%s' -q -d '%s' generate --seed 3 --users 60 --items 40 --events-per-user 12 --import '%s/data' >/dev/null && "
-	         "'%s' -q -d '%s' train --dim 16 --blocks 1 --heads 1 --maxlen 16 --epochs 2 --eval-every 0 --threads 1 -q >/dev/null && "
-	         "'%s' -q -d '%s' train --dim 8 --blocks 1 --heads 1 --maxlen 16 --epochs 1 --eval-every 0 --threads 1 -q >/dev/null",
-	         recctl, state, tmp, recctl, state, recctl, state);
-	if (system(cmd) != 0) {
-		fprintf(stderr, "preparing the store failed: %s\n", cmd);
-		return 1;
-	}
-	write_conf();
+	char args[4400];
+	snprintf(args, sizeof args, "generate --seed 3 --users 60 --items 40 --events-per-user 12 --import '%s/data' >/dev/null", tmp);
+	recctl_ok(args);
+	recctl_ok("train --dim 16 --blocks 1 --heads 1 --maxlen 16 --epochs 2 --eval-every 0 --threads 1 -q >/dev/null");
+	recctl_ok("train --dim 8 --blocks 1 --heads 1 --maxlen 16 --epochs 1 --eval-every 0 --threads 1 -q >/dev/null");
+	write_conf_with(NULL);
 	start_recd();
 	CHECK(log_has("serving model version 2"));
 
