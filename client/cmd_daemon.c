@@ -1,7 +1,7 @@
 /* cmd_daemon.c: recctl's commands that talk to a running recd through
- * librecd (status, ping, score, ingest, and recommend and model use when
+ * librecd (status, ping, ingest, and recommend, score and model use when
  * recd is asked rather than the store), and config-check.  The rule for
- * which of recommend and model use asks recd is recctl_via_daemon(). */
+ * which of recommend, score and model use asks recd is recctl_via_daemon(). */
 #include "config.h"
 
 #include <errno.h>
@@ -354,8 +354,10 @@ out:
 
 static void score_usage(FILE *f)
 {
-	fprintf(f, "Usage: recctl [--socket PATH] [--json] score USER ITEM...\n"
-	           "The model's score of each ITEM for USER, from the running recd.\n");
+	fprintf(f, "Usage: recctl [-d DIR | --socket PATH] [--json] score USER ITEM...\n"
+	           "The model's score of each ITEM (at most %d) for USER, from the running recd,\n"
+	           "or computed in this process from the store when -d is given (the rule is\n"
+	           "recommend's).\n", RECD_LIST_MAX);
 }
 
 int cmd_score(struct recctl *ctl, int argc, char **argv)
@@ -382,17 +384,25 @@ int cmd_score(struct recctl *ctl, int argc, char **argv)
 		recctl_err("score: out of memory");
 		return RECCTL_EXIT_FAIL;
 	}
-	if (!(rc = recctl_daemon_connect(ctl, "score"))) {
-		free(scores);
-		return RECCTL_EXIT_FAIL;
-	}
-	if ((r = recd_score(rc, user, items, n, scores, &v)) < 0) {
-		r = recctl_daemon_fail(rc, "score", r);
+	if (!recctl_via_daemon(ctl)) {
+		r = recctl_local_score(ctl, user, items, n, scores, &v);
+		if (r < 0) {
+			free(scores);
+			return RECCTL_EXIT_FAIL;
+		}
+	} else {
+		if (!(rc = recctl_daemon_connect(ctl, "score"))) {
+			free(scores);
+			return RECCTL_EXIT_FAIL;
+		}
+		if ((r = recd_score(rc, user, items, n, scores, &v)) < 0) {
+			r = recctl_daemon_fail(rc, "score", r);
+			recd_close(rc);
+			free(scores);
+			return r;
+		}
 		recd_close(rc);
-		free(scores);
-		return r;
 	}
-	recd_close(rc);
 	if (ctl->json) {
 		struct json_object *j = json_object_new_object(), *a = json_object_new_array();
 		json_object_object_add(j, "user", json_object_new_string(user));

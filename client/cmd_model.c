@@ -474,6 +474,30 @@ static void recommend_usage(FILE *f)
 	        SERVE_K_MAX, SERVE_FILTER_MAX, SERVE_FILTER_MAX);
 }
 
+int recctl_local_score(const struct recctl *ctl, const char *user, const char *const *items, size_t n,
+                       float *scores, uint32_t *version)
+{
+	struct store *st = NULL;
+	struct serve *sv = NULL;
+	struct serve_options so;
+	char err[512];
+	int r;
+
+	if ((r = recctl_open_store(ctl, &st, 1)) < 0)
+		return r;
+	/* One thread, one context, no cache: a single request in this process. */
+	serve_options_default(&so);
+	so.threads = 1;
+	so.contexts = 1;
+	so.cache_users = 0;
+	if ((r = serve_open(&sv, st, &so, err, sizeof err)) < 0 ||
+	    (r = serve_score(sv, user, items, (int)n, scores, version, err, sizeof err)) < 0)
+		recctl_err("score: %s", err);
+	serve_close(sv);
+	store_close(st);
+	return r < 0 ? r : 0;
+}
+
 /* The item's title from the store (empty when it has none). */
 static void item_title(struct store_txn *tx, const char *id, const char **title, int *len)
 {

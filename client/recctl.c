@@ -33,7 +33,7 @@ static const struct recctl_cmd {
 	{ "recommend", cmd_recommend, "top items for a user, with --explain" },
 	{ "status",   cmd_status,   "what the running recd reports: model, clients, counters" },
 	{ "ping",     cmd_ping,     "round trips to the running recd" },
-	{ "score",    cmd_score,    "the model's scores of given items for a user, from recd" },
+	{ "score",    cmd_score,    "the model's scores of given items for a user (recd, or the store)" },
 	{ "ingest",   cmd_ingest,   "hand behaviour events to the running recd" },
 	{ "config-check", cmd_config_check, "check a recd.conf file" },
 	{ "submit",   cmd_submit,   "hand a job file to recd through its spool" },

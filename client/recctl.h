@@ -68,7 +68,11 @@ int cmd_ingest(struct recctl *ctl, int argc, char **argv);
 int cmd_config_check(struct recctl *ctl, int argc, char **argv);
 int cmd_daemon_recommend(struct recctl *ctl, int argc, char **argv);
 int cmd_daemon_model_use(struct recctl *ctl, int argc, char **argv);
-/* Whether recommend and model use ask recd rather than read the store:
+/* score computed in this process from the store (client/cmd_model.c);
+ * prints the reason and returns < 0 on failure. */
+int recctl_local_score(const struct recctl *ctl, const char *user, const char *const *items, size_t n,
+                       float *scores, uint32_t *version);
+/* Whether recommend, score and model use ask recd rather than read the store:
  * with --socket or $RECD_SOCKET, or when neither -d nor $RECD_STATE_DIR is
  * given and recd's default socket exists.  recctl(1) says the same. */
 int recctl_via_daemon(const struct recctl *ctl);

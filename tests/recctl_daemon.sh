@@ -1,7 +1,8 @@
 #!/bin/sh
 # recctl_daemon.sh: recctl's commands that talk to a running recd (status,
 # ping, recommend, score, ingest from arguments and from a file, model use,
-# each with --json), the rule that -d means in-process, and config-check.
+# each with --json), the rule that -d means in-process (recommend, score),
+# and config-check.
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 
 RECD=${RECD:-$top_builddir/recd}
@@ -64,6 +65,12 @@ rc=0; "$RECCTL" recommend no-such-user 2>"$TMP/err" || rc=$?
 out=$("$RECCTL" score "$user" "$top") || fail "score: $out"
 echo "$out" | grep -q "^  $top " || fail "score: $out"
 "$RECCTL" --json score "$user" "$top" | grep -q '"score"' || fail "score --json"
+# score with -d computes in this process: the same model gives the same score.
+local=$("$RECCTL" -d "$state" score "$user" "$top") || fail "score -d: $local"
+[ "$(echo "$local" | awk 'NR == 2')" = "$(echo "$out" | awk 'NR == 2')" ] ||
+	fail "score -d differs from recd's: $local / $out"
+rc=0; "$RECCTL" -d "$state" score "$user" no-such-item 2>"$TMP/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "no item 'no-such-item'" "$TMP/err" || fail "score -d, unknown item: exit $rc, $(cat "$TMP/err")"
 
 # Ingest the top item: it is seen now, so no longer recommended.
 "$RECCTL" ingest --action purchase "$user" "$top" | grep -q '^1 events stored' || fail "ingest"
