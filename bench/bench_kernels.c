@@ -64,10 +64,11 @@ static int cmp_double(const void *a, const void *b)
 
 /* The ops, as closures over the buffers below. */
 enum { OP_EMBED, OP_LAYERNORM, OP_QKV, OP_ATTENTION, OP_PROJ, OP_FC, OP_GELU, OP_RELU, OP_FCPROJ,
-       OP_DROPOUT, OP_ADD, OP_XENT_FULL, OP_XENT_SAMPLED, OP_ADAMW, OP_SUMSQ, OP_COUNT };
+       OP_DROPOUT, OP_ADD, OP_XENT_FULL, OP_XENT_SAMPLED, OP_ADAMW, OP_SUMSQ, OP_ATTN_DROP, OP_COUNT };
 static const char *op_names[OP_COUNT] = {
 	"embed", "layernorm", "matmul_qkv", "attention", "matmul_proj", "matmul_fc", "gelu", "relu",
 	"matmul_fcproj", "dropout", "add", "xent_full", "xent_sampled", "adamw", "sumsq",
+	"attention_dropout",  /* attention with dropout 0.1 on its probabilities, as the small preset trains */
 };
 
 struct bufs {
@@ -88,7 +89,8 @@ static void run_op(struct kern *k, struct bufs *b, int op, int bwd)
 	const struct kern_ops *o = k->ops;
 	int N = b->N;
 	size_t NC = (size_t)N * C, NF = (size_t)N * F;
-	struct kern_attn_shape as = { B, T, C, NH, b->pad };
+	struct kern_attn_shape as = { .B = B, .T = T, .C = C, .NH = NH, .pad = b->pad,
+	                              .dropout = op == OP_ATTN_DROP ? 0.1f : 0.0f, .seed = 17 };
 	struct kern_xent_shape xs = { N, C, V, b->tgt };
 	switch (op) {
 	case OP_EMBED:
@@ -110,6 +112,7 @@ static void run_op(struct kern *k, struct bufs *b, int op, int bwd)
 			o->matmul_backward(k, b->dx, b->dwqkv, b->dbqkv, b->dqkv, b->x, b->wqkv, N, C, 3 * C);
 		break;
 	case OP_ATTENTION:
+	case OP_ATTN_DROP:
 		if (!bwd)
 			o->attention_forward(k, b->att, b->lse, b->qkv, &as);
 		else

@@ -4,6 +4,8 @@
 # Usage: bench/run quality [--data FILE] [--preset small|large] [--epochs N]
 #                          [--patience N] [--threads N] [--valid-users N] [--maxlen T]
 #                          [--block preln|sasrec] [--windows random|last] [--dropout P]
+#                          [--attn-dropout P] [--beta2 B] [--clip N] [--positions first|last]
+# (each passed to recctl train; see recctl(1)).
 # Default data: ../shared/data/ml-1m/ml1m_sasrec_style.txt (the 5-core file).
 # The last line printed is one JSON object.  Installs nothing.
 set -eu
@@ -14,6 +16,7 @@ if [ -z "${RECCTL:-}" ]; then
 fi
 data=$here/../shared/data/ml-1m/ml1m_sasrec_style.txt
 preset=small epochs=100 patience=10 threads=2 valid=0 maxlen= block= windows= dropout=
+attn= beta2= clip= positions=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--data) data=$2; shift 2 ;;
@@ -26,6 +29,10 @@ while [ $# -gt 0 ]; do
 	--block) block=$2; shift 2 ;;
 	--windows) windows=$2; shift 2 ;;
 	--dropout) dropout=$2; shift 2 ;;
+	--attn-dropout) attn=$2; shift 2 ;;
+	--beta2) beta2=$2; shift 2 ;;
+	--clip) clip=$2; shift 2 ;;
+	--positions) positions=$2; shift 2 ;;
 	*) echo "run-quality.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -39,7 +46,9 @@ trap 'rm -rf "$tmp"' EXIT
 # first line is the model's settings; the JSON result (stdout) to train.json.
 { "$RECCTL" -d "$tmp/st" --json train --preset "$preset" --epochs "$epochs" --patience "$patience" \
 	--threads "$threads" --valid-users "$valid" ${maxlen:+--maxlen "$maxlen"} \
-	${block:+--block "$block"} ${windows:+--windows "$windows"} ${dropout:+--dropout "$dropout"} 2>&1 >"$tmp/train.json" ||
+	${block:+--block "$block"} ${windows:+--windows "$windows"} ${dropout:+--dropout "$dropout"} \
+	${attn:+--attn-dropout "$attn"} ${beta2:+--beta2 "$beta2"} ${clip:+--clip "$clip"} \
+	${positions:+--positions "$positions"} 2>&1 >"$tmp/train.json" ||
 	echo "run-quality.sh: recctl train failed" >&2; } | tee "$tmp/train.log" >&2
 grep -q '"test"' "$tmp/train.json" || { echo "run-quality.sh: training failed (see above)" >&2; exit 1; }
 "$RECCTL" -d "$tmp/st" --json eval --protocol both --threads "$threads" >"$tmp/eval.json"
@@ -65,6 +74,6 @@ case $name in
                 echo "  HSTU-large  HR@10 0.3294  NDCG@10 0.1893" ;;
 esac
 echo "sampled-100 leave-one-out: recd HR@10 $s_hr10 NDCG@10 $s_ndcg10; SASRec paper 0.8245 / 0.5905"
-printf '{"protocol":"full-ranking leave-one-out, seen items excluded","data":"%s","preset":"%s","maxlen":"%s","hr@10":%s,"ndcg@10":%s,"hr@50":%s,"ndcg@50":%s,"hr@200":%s,"mrr":%s,"train_seconds":%s,"s_per_epoch":%s,"epochs":%s,"best_epoch":%s,"threads":%s,"peak_rss_mb":%s,"sampled100_hr@10":%s,"sampled100_ndcg@10":%s}\n' \
-	"$name" "$preset" "${maxlen:-preset}" "$full_hr10" "$full_ndcg10" "$full_hr50" "$full_ndcg50" "$full_hr200" "$full_mrr" \
+printf '{"protocol":"full-ranking leave-one-out, seen items excluded","data":"%s","preset":"%s","settings":"%s","maxlen":"%s","hr@10":%s,"ndcg@10":%s,"hr@50":%s,"ndcg@50":%s,"hr@200":%s,"mrr":%s,"train_seconds":%s,"s_per_epoch":%s,"epochs":%s,"best_epoch":%s,"threads":%s,"peak_rss_mb":%s,"sampled100_hr@10":%s,"sampled100_ndcg@10":%s}\n' \
+	"$name" "$preset" "$(printf %s "$settings" | tr -d '"\\')" "${maxlen:-preset}" "$full_hr10" "$full_ndcg10" "$full_hr50" "$full_ndcg50" "$full_hr200" "$full_mrr" \
 	"$secs" "$spe" "$ep" "$best" "$threads" "$rss" "$s_hr10" "$s_ndcg10"

@@ -64,6 +64,8 @@ static void finetune_usage(FILE *f)
 	        "  --from V           version to continue (default: the active one, else the latest)\n"
 	        "  --users new|all    train on the users with new events (default) or on everyone\n"
 	        "  --lr X             learning rate, constant (default 0.0003, 0.3 x train's)\n"
+	        "  --beta2 B          Adam's second-moment decay, 0 to 0.99999 (default 0.98, as train)\n"
+	        "  --clip N           clip the gradient's global norm to N; 0: no clipping (default 1)\n"
 	        "  --epochs N         at most N passes over those users (default 5)\n"
 	        "  --max-steps N      at most N optimizer steps (default: no budget)\n"
 	        "  --patience N       stop after N validations without improvement (default 2; 0 never)\n"
@@ -86,7 +88,7 @@ static json_object *metrics_obj(const struct seqrec_metrics *mt)
 int cmd_finetune(struct recctl *ctl, int argc, char **argv)
 {
 	enum { O_FROM = 256, O_USERS, O_LR, O_EPOCHS, O_STEPS, O_PATIENCE, O_BATCH, O_SEED, O_VALID, O_NOEVAL,
-	       O_ACTIVATE, O_THREADS, O_JSON };
+	       O_ACTIVATE, O_THREADS, O_JSON, O_BETA2, O_CLIP };
 	static const struct option opts[] = {
 		{ "from", required_argument, NULL, O_FROM },         { "users", required_argument, NULL, O_USERS },
 		{ "lr", required_argument, NULL, O_LR },             { "epochs", required_argument, NULL, O_EPOCHS },
@@ -95,6 +97,7 @@ int cmd_finetune(struct recctl *ctl, int argc, char **argv)
 		{ "valid-users", required_argument, NULL, O_VALID }, { "no-eval", no_argument, NULL, O_NOEVAL },
 		{ "activate", no_argument, NULL, O_ACTIVATE },       { "threads", required_argument, NULL, O_THREADS },
 		{ "json", no_argument, NULL, O_JSON },               { "quiet", no_argument, NULL, 'q' },
+		{ "beta2", required_argument, NULL, O_BETA2 },       { "clip", required_argument, NULL, O_CLIP },
 		{ "help", no_argument, NULL, 'h' },                  { NULL, 0, NULL, 0 },
 	};
 	struct seqrec_finetune_opts fo;
@@ -128,6 +131,22 @@ int cmd_finetune(struct recctl *ctl, int argc, char **argv)
 				bad = 1;
 			}
 			fo.lr = (float)x;
+			break;
+		}
+		case O_BETA2:
+		case O_CLIP: {
+			double hi = c == O_BETA2 ? 0.99999 : 1e6;
+			const char *name = c == O_BETA2 ? "--beta2" : "--clip";
+			errno = 0;
+			double x = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(x >= 0 && x <= hi)) {
+				recctl_err("finetune: %s: '%s' is not a number from 0 to %g", name, optarg, hi);
+				bad = 1;
+			} else if (c == O_BETA2) {
+				fo.beta2 = (float)x;
+			} else {
+				fo.clip = (float)x;
+			}
 			break;
 		}
 		case O_EPOCHS:   bad = recctl_parse_long("finetune", "--epochs", optarg, 1, 10000, &v); fo.epochs = (int)v; break;

@@ -148,6 +148,8 @@ static void train_usage(FILE *f)
 	        "\n"
 	        "  --preset NAME      small (SASRec-sized, default) or large (8 blocks)\n"
 	        "  --dim C, --blocks L, --heads NH, --maxlen T, --dropout P   override the preset\n"
+	        "  --attn-dropout P   dropout on the attention probabilities (default: the preset's;\n"
+	        "                     follows --dropout where the preset uses it)\n"
 	        "  --block W          block wiring: preln (GPT-2's) or sasrec (SASRec's reference code)\n"
 	        "  --positions P      position rows counted from the window's first event (first,\n"
 	        "                     the small preset's, as SASRec+) or back from the latest (last)\n"
@@ -157,6 +159,8 @@ static void train_usage(FILE *f)
 	        "  --patience N       stop after N validations without improvement (default 10; 0 never)\n"
 	        "  --batch N          sequences per step (default 128)\n"
 	        "  --lr X             peak learning rate (default 0.001)\n"
+	        "  --beta2 B          Adam's second-moment decay, 0 to 0.99999 (default 0.98)\n"
+	        "  --clip N           clip the gradient's global norm to N; 0: no clipping (default 1)\n"
 	        "  --seed N           batch order, dropout and initialisation (default 1)\n"
 	        "  --valid-users N    validate on N evenly spread users (default all)\n"
 	        "  --eval-every N     validate every N epochs (default 1; 0: never, keep the last)\n"
@@ -170,7 +174,7 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 {
 	enum { O_PRESET = 256, O_DIM, O_BLOCKS, O_HEADS, O_MAXLEN, O_DROPOUT, O_FEATURES, O_EPOCHS,
 	       O_PATIENCE, O_BATCH, O_LR, O_SEED, O_VALID, O_THREADS, O_JSON, O_EVAL_EVERY, O_WINDOWS, O_BLOCK,
-	       O_POSITIONS };
+	       O_POSITIONS, O_ATTN_DROPOUT, O_BETA2, O_CLIP };
 	static const struct option opts[] = {
 		{ "preset", required_argument, NULL, O_PRESET },   { "dim", required_argument, NULL, O_DIM },
 		{ "blocks", required_argument, NULL, O_BLOCKS },   { "heads", required_argument, NULL, O_HEADS },
@@ -182,6 +186,8 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 		{ "json", no_argument, NULL, O_JSON },             { "quiet", no_argument, NULL, 'q' },
 		{ "eval-every", required_argument, NULL, O_EVAL_EVERY }, { "windows", required_argument, NULL, O_WINDOWS },
 		{ "block", required_argument, NULL, O_BLOCK },     { "positions", required_argument, NULL, O_POSITIONS },
+		{ "attn-dropout", required_argument, NULL, O_ATTN_DROPOUT },
+		{ "beta2", required_argument, NULL, O_BETA2 },     { "clip", required_argument, NULL, O_CLIP },
 		{ "help", no_argument, NULL, 'h' },                { NULL, 0, NULL, 0 },
 	};
 	struct seqrec_config cfg;
@@ -196,7 +202,7 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 	char why[512];
 	long v, threads = 0;
 	double x;
-	int c, r, status = RECCTL_EXIT_FAIL;
+	int c, r, status = RECCTL_EXIT_FAIL, attn_set = 0;
 	const char *preset = "small";
 
 	/* The preset first, so the other options override it in any order. */
@@ -208,6 +214,9 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 		return RECCTL_EXIT_USAGE;
 	}
 	seqrec_train_defaults(&to);
+	/* where the preset drops attention probabilities, at its dropout rate,
+	 * --dropout moves both unless --attn-dropout is given */
+	int attn_follows = cfg.attn_dropout > 0.0f && cfg.attn_dropout == cfg.dropout;
 	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
 		int bad = 0;
 		switch (c) {
@@ -222,6 +231,13 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 		case O_PATIENCE: bad = recctl_parse_long("train", "--patience", optarg, 0, 10000, &v); to.patience = (int)v; break;
 		case O_BATCH:    bad = recctl_parse_long("train", "--batch", optarg, 1, 4096, &v); to.batch = (int)v; break;
 		case O_LR:       bad = opt_float("train", "--lr", optarg, 1e-7, 1, &x); to.optim.lr = (float)x; break;
+		case O_ATTN_DROPOUT:
+			bad = opt_float("train", "--attn-dropout", optarg, 0, 0.9, &x);
+			cfg.attn_dropout = (float)x;
+			attn_set = 1;
+			break;
+		case O_BETA2:    bad = opt_float("train", "--beta2", optarg, 0, 0.99999, &x); to.optim.beta2 = (float)x; break;
+		case O_CLIP:     bad = opt_float("train", "--clip", optarg, 0, 1e6, &x); to.optim.clip = (float)x; break;
 		case O_SEED:     bad = recctl_parse_long("train", "--seed", optarg, 0, 0x7fffffff, &v); to.seed = (uint64_t)v; break;
 		case O_VALID:    bad = recctl_parse_long("train", "--valid-users", optarg, 0, 100000000, &v); to.valid_users = (uint32_t)v; break;
 		case O_THREADS:  bad = recctl_parse_long("train", "--threads", optarg, 1, MODEL_THREADS_MAX, &threads); break;
@@ -262,6 +278,8 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 		recctl_err("train: unexpected argument '%s'", argv[optind]);
 		return RECCTL_EXIT_USAGE;
 	}
+	if (attn_follows && !attn_set)
+		cfg.attn_dropout = cfg.dropout;
 	if (recctl_open_store(ctl, &st, 0) < 0)
 		return RECCTL_EXIT_FAIL;
 	if (model_kern((int)threads, &k) < 0)
@@ -281,10 +299,12 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 	}
 	seqrec_init(m, to.seed, 0.02f);  /* N(0, 0.02): Xavier did no better on ML-1M */
 	if (!ctl->quiet)
-		fprintf(stderr, "training %s: C=%d L=%d heads=%d T=%d dropout=%.2f %s blocks, positions from %s, %s windows on %u users, "
+		fprintf(stderr, "training %s: C=%d L=%d heads=%d T=%d dropout=%.2f attention dropout=%.2f %s blocks, "
+		        "positions from %s, %s windows, Adam beta2 %g, clip %g on %u users, "
 		        "%llu events, %d items, %d threads\n",
-		        preset, cfg.C, cfg.L, cfg.NH, cfg.T, cfg.dropout, cfg.block == SEQREC_BLOCK_SASREC ? "sasrec" : "preln",
-		        cfg.pos == SEQREC_POS_FIRST ? "first" : "last", to.windows ? "random" : "last", data->nusers,
+		        preset, cfg.C, cfg.L, cfg.NH, cfg.T, cfg.dropout, cfg.attn_dropout,
+		        cfg.block == SEQREC_BLOCK_SASREC ? "sasrec" : "preln", cfg.pos == SEQREC_POS_FIRST ? "first" : "last",
+		        to.windows ? "random" : "last", (double)to.optim.beta2, (double)to.optim.clip, data->nusers,
 		        (unsigned long long)data->nevents, cfg.V - 1, k->threads);
 	struct train_view tv = { isatty(STDERR_FILENO), ctl->quiet };
 	to.progress = train_progress;

@@ -26,10 +26,20 @@ struct kern;  /* a backend instance: thread pool, scratch memory */
 
 /* Attention over a batch of left-padded sequences: position t of sequence b
  * is a real event when t >= pad[b], so keys before pad[b] are masked and the
- * outputs of padding queries are zero.  Causal: query t sees keys s <= t. */
+ * outputs of padding queries are zero.  Causal: query t sees keys s <= t.
+ *
+ * Dropout on the attention probabilities (dropout > 0, training; as
+ * PyTorch's nn.MultiheadAttention): O_t = sum_s P_ts m_ts / (1 - p) V_s with
+ * the mask m_ts of head h of sequence b a pure function of (seed, b, h, t, s),
+ * so the backward pass regenerates it and no (T, T) mask is stored:
+ * m_ts is dropout_forward's mask bit, for the same p and seed, of element
+ * index ((b NH + h) T + t) 2^32 + s.  Every backend computes the same mask.
+ * The log-sum-exp kept for the backward pass is the undropped softmax's. */
 struct kern_attn_shape {
 	int B, T, C, NH;
 	const int32_t *pad;  /* (B) first real position of each sequence */
+	float dropout;       /* probability of dropping an attention weight, in [0, 1); 0: none */
+	uint64_t seed;       /* of the dropout mask */
 };
 
 /* Rows that carry a training target: row r of h predicts item target[r];
@@ -74,12 +84,14 @@ struct kern_ops {
 	 * out(B,T,C) is the heads' outputs concatenated. */
 	void (*attention_forward)(struct kern *k, float *out, float *lse, const float *qkv,
 	                          const struct kern_attn_shape *s);
-	/* dqkv(B,T,3C) is written. */
+	/* dqkv(B,T,3C) is written.  s (dropout and seed included) must be the
+	 * forward pass's. */
 	void (*attention_backward)(struct kern *k, float *dqkv, const float *dout, const float *out,
 	                           const float *lse, const float *qkv, const struct kern_attn_shape *s);
 	/* The attention weights of one query row, per head, for explanations:
 	 * w(NH, T) = softmax of query t of sequence b over its visible keys
-	 * (zeros for masked keys).  Recomputed from qkv and lse. */
+	 * (zeros for masked keys).  Recomputed from qkv and lse; s->dropout is
+	 * not applied. */
 	void (*attention_row)(struct kern *k, float *w, const float *qkv, const float *lse,
 	                      const struct kern_attn_shape *s, int b, int t);
 

@@ -20,6 +20,10 @@ void seqrec_finetune_defaults(struct seqrec_finetune_opts *o)
 	memset(o, 0, sizeof *o);
 	o->users = SEQREC_FT_USERS_NEW;
 	o->lr = 3e-4f;
+	struct seqrec_optim od;
+	seqrec_optim_default(&od);
+	o->beta2 = od.beta2;
+	o->clip = od.clip;
 	o->epochs = 5;
 	o->batch = 128;
 	o->patience = 2;
@@ -216,10 +220,13 @@ int seqrec_finetune(struct store *st, struct kern *k, const struct seqrec_finetu
 	memset(&rs, 0, sizeof rs);
 	if (o->epochs < 1 || o->batch < 1 || o->batch > 65536 || !(o->lr > 0.0f && o->lr <= 1.0f) ||
 	    o->max_steps < 0 || o->patience < 0 || o->eval_every < 0 || !(o->init_std >= 0.0f && o->init_std <= 1.0f) ||
+	    !(o->beta2 >= 0.0f && o->beta2 < 1.0f) || !(o->clip >= 0.0f && o->clip <= 1e6f) ||
 	    (o->users != SEQREC_FT_USERS_NEW && o->users != SEQREC_FT_USERS_ALL))
 		return seqrec_why(why, whylen, -EINVAL,
-		                  "bad fine-tuning options (epochs %d, batch %d, lr %g, max steps %lld, init std %g)",
-		                  o->epochs, o->batch, (double)o->lr, (long long)o->max_steps, (double)o->init_std);
+		                  "bad fine-tuning options (epochs %d, batch %d, lr %g, max steps %lld, init std %g, "
+		                  "beta2 %g, clip %g)",
+		                  o->epochs, o->batch, (double)o->lr, (long long)o->max_steps, (double)o->init_std,
+		                  (double)o->beta2, (double)o->clip);
 	if ((r = pick_parent(st, o->parent, &rs.parent, why, whylen)) < 0)
 		return r;
 	if ((r = seqrec_load_store(&parent, k, 1, st, rs.parent, &pmeta, inner, sizeof inner)) < 0) {
@@ -290,6 +297,8 @@ int seqrec_finetune(struct store *st, struct kern *k, const struct seqrec_finetu
 	to.valid_users = o->valid_users;
 	to.seed = o->seed;
 	to.optim.lr = to.optim.lr_min = o->lr;
+	to.optim.beta2 = o->beta2;
+	to.optim.clip = o->clip;
 	to.optim.warmup = 0;
 	to.max_steps = o->max_steps;
 	to.users = train_users;

@@ -47,6 +47,8 @@ struct seqrec_finetune_opts {
 	enum seqrec_ft_users users;
 	float lr;                 /* constant learning rate; default 3e-4 (0.3 x training's: on ML-1M 1e-4 moved the
 	                           * new users' NDCG@10 little in 5 epochs, 3e-4 by 10%, 1e-3 by 12%) */
+	float beta2, clip;        /* Adam's second-moment decay in [0, 1) and the gradient-norm clip
+	                           * (0 = none, up to 1e6); default seqrec_optim_default's, as training */
 	int epochs;               /* at most this many passes over the chosen users; default 5 */
 	int64_t max_steps;        /* step budget, 0 = none; default 0 */
 	int batch;                /* sequences per step; default 128 */

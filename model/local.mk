@@ -12,6 +12,9 @@ libmodel_la_LIBADD = libkernels.la libstore.la $(BLAS_LIBS) $(LMDB_LIBS) $(SODIU
 # (Debian's python3-torch, /usr/bin/python3); make check needs only the file.
 check_PROGRAMS += tests/test_seqrec tests/test_seqrec_ref tests/test_seqrec_train tests/test_finetune
 TESTS += tests/test_seqrec tests/test_seqrec_ref tests/test_seqrec_train tests/test_finetune tests/finetune_realdata.sh
+# recctl train's model and optimizer options (bad values, settings, a stored model)
+TESTS += tests/train_options.sh
+EXTRA_DIST += tests/train_options.sh
 tests_test_finetune_SOURCES = tests/test_finetune.c tests/test.h
 tests_test_finetune_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) $(LMDB_CFLAGS)
 tests_test_finetune_LDADD = libmodel.la

@@ -41,8 +41,10 @@ int seqrec_why(char *why, size_t whylen, int err, const char *fmt, ...)
 
 /* Seed of one dropout site (or the negative sampler) of a step.  Sites: 0
  * the input, 1 + 2l and 2 + 2l block l's residual branches, SITE_FFN_INNER + l
- * inside its feed-forward, SITE_NEGATIVES the sampler. */
+ * inside its feed-forward, SITE_ATTN + l its attention probabilities,
+ * SITE_NEGATIVES the sampler. */
 #define SITE_FFN_INNER  0x10000ull
+#define SITE_ATTN       0x20000ull
 #define SITE_NEGATIVES  0xfffffull
 static uint64_t site_seed(uint64_t seed, uint64_t site)
 {
@@ -179,6 +181,9 @@ int seqrec_config_check(const struct seqrec_config *c, char *why, size_t whylen)
 		                  (long long)c->V * c->C, INT32_MAX);
 	if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
 		return seqrec_why(why, whylen, -EINVAL, "config out of range: dropout is %g, expected [0, 1)", (double)c->dropout);
+	if (!(c->attn_dropout >= 0.0f && c->attn_dropout < 1.0f))
+		return seqrec_why(why, whylen, -EINVAL, "config out of range: attn_dropout is %g, expected [0, 1)",
+		                  (double)c->attn_dropout);
 	if (c->features >> SEQREC_FEAT_COUNT)
 		return seqrec_why(why, whylen, -EINVAL, "config out of range: features 0x%x has bits beyond the %d known features",
 		                  (unsigned)c->features, SEQREC_FEAT_COUNT);
@@ -528,7 +533,11 @@ int seqrec_forward(struct seqrec *m, const struct seqrec_batch *bt, int train, d
 	m->cur_ntargets = ntargets;
 	float pdrop = train ? c->dropout : 0.0f;
 	int sasrec = c->block == SEQREC_BLOCK_SASREC;
-	struct kern_attn_shape sh = { B, T, C, NH, m->pad };
+	/* SASRec's wiring drops the attention probabilities, not the branch's
+	 * output (nn.MultiheadAttention); pre-LN drops the branch's output */
+	float pbranch = sasrec ? 0.0f : pdrop;
+	struct kern_attn_shape sh = { .B = B, .T = T, .C = C, .NH = NH, .pad = m->pad,
+	                              .dropout = train ? c->attn_dropout : 0.0f };
 
 	/* the input: item (scaled) + position + features */
 	memset(a->encoded, 0, N * C * sizeof(float));
@@ -569,10 +578,11 @@ int seqrec_forward(struct seqrec *m, const struct seqrec_batch *bt, int train, d
 		} else {
 			ops->matmul_forward(k, qkv, ln1, p->qkvw + l3c * C, p->qkvb + l3c, (int)N, C, 3 * C);
 		}
+		sh.seed = site_seed(bt->seed, SITE_ATTN + (uint64_t)l);
 		ops->attention_forward(k, atty, lse, qkv, &sh);
 		ops->matmul_forward(k, a->tmp, atty, p->attprojw + lc * C, p->attprojb + lc, (int)N, C, C);
 		const float *branch = a->tmp;
-		if (pdrop > 0.0f) {
+		if (pbranch > 0.0f) {
 			ops->dropout_forward(k, a->tmp2, a->tmp, N * C, pdrop, site_seed(bt->seed, 1 + 2 * (uint64_t)l));
 			branch = a->tmp2;
 		}
@@ -637,7 +647,8 @@ int seqrec_backward(struct seqrec *m)
 	size_t N = (size_t)B * T, BTmax = (size_t)m->B * m->T;
 	float pdrop = c->dropout;
 	int sasrec = c->block == SEQREC_BLOCK_SASREC;
-	struct kern_attn_shape sh = { B, T, C, NH, m->pad };
+	float pbranch = sasrec ? 0.0f : pdrop;  /* as in seqrec_forward */
+	struct kern_attn_shape sh = { .B = B, .T = T, .C = C, .NH = NH, .pad = m->pad, .dropout = c->attn_dropout };
 
 	if (!m->cur_train || !m->grad_mem)
 		return -EINVAL;
@@ -687,12 +698,13 @@ int seqrec_backward(struct seqrec *m)
 
 		/* resmid = x + drop(attproj(attn(ln1(x)))); dres holds d resmid */
 		dbranch = a->dres;
-		if (pdrop > 0.0f) {
+		if (pbranch > 0.0f) {
 			ops->dropout_backward(k, a->dt1, a->dres, N * C, pdrop, site_seed(m->cur_seed, 1 + 2 * (uint64_t)l));
 			dbranch = a->dt1;
 		}
 		ops->matmul_backward(k, a->dt2, g->attprojw + lc * C, g->attprojb + lc, dbranch, atty,
 		                     p->attprojw + lc * C, (int)N, C, C);
+		sh.seed = site_seed(m->cur_seed, SITE_ATTN + (uint64_t)l);
 		ops->attention_backward(k, a->d3C, a->dt2, atty, lse, qkv, &sh);
 		if (sasrec) {
 			/* resmid = y + attn(q = y, kv = x), y = ln1(x): split dq and dkv */
@@ -742,6 +754,9 @@ void seqrec_optim_default(struct seqrec_optim *o)
 	memset(o, 0, sizeof *o);
 	o->lr = 1e-3f;
 	o->lr_min = 1e-4f;
+	/* SASRec+ uses torch.optim.Adam's defaults (beta2 0.999, no clipping);
+	 * on ML-1M that recipe as a whole (with SASRec's wiring, attention
+	 * dropout and last windows) tested below this one: see README */
 	o->beta1 = 0.9f;
 	o->beta2 = 0.98f;
 	o->eps = 1e-8f;
@@ -938,7 +953,7 @@ int seqrec_influence(struct seqrec *m, int n, float *w)
 	if (m->cur_B != 1 || m->cur_T != n || n < 1)
 		return -EINVAL;
 	int l = c->L - 1;
-	struct kern_attn_shape sh = { 1, n, c->C, c->NH, m->pad };
+	struct kern_attn_shape sh = { .B = 1, .T = n, .C = c->C, .NH = c->NH, .pad = m->pad };
 	float *row = m->acts.dt1;  /* (NH, n) fits: dt1 holds B*T*C >= NH*T floats */
 	m->k->ops->attention_row(m->k, row, m->acts.qkv + l * BTmax * 3 * c->C, m->acts.lse + l * BTmax * c->NH,
 	                         &sh, 0, n - 1);
@@ -989,6 +1004,7 @@ int seqrec_serialize(const struct seqrec *m, void *buf, size_t cap)
 	put_u64(h + 64, m->nparams);
 	put_u32(h + 104, (uint32_t)c->block);
 	put_u32(h + 108, (uint32_t)c->pos);
+	memcpy(h + 112, &c->attn_dropout, 4);
 	crypto_generichash(h + 72, 32, (const unsigned char *)m->param_mem, pbytes, NULL, 0);
 	memcpy(h + SEQREC_CKPT_HEADER, m->param_mem, pbytes);
 	return 0;
@@ -1042,9 +1058,10 @@ static int ckpt_header(const void *buf, size_t len, struct seqrec_config *cfg, u
 	c.block = (enum seqrec_block)get_u32(h + 104);
 	c.pos = (enum seqrec_pos)get_u32(h + 108);
 	memcpy(&c.dropout, h + 60, 4);
+	memcpy(&c.attn_dropout, h + 112, 4);
 	if ((r = seqrec_config_check(&c, why, whylen)) < 0)
 		return r;
-	for (size_t i = 112; i < SEQREC_CKPT_HEADER; i++)
+	for (size_t i = 116; i < SEQREC_CKPT_HEADER; i++)
 		if (h[i])
 			return seqrec_why(why, whylen, -EINVAL, "reserved header byte %zu is not zero", i);
 	struct seqrec_tensor t[SEQREC_MAX_TENSORS];

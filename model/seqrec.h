@@ -58,7 +58,9 @@ enum seqrec_loss { SEQREC_LOSS_FULL = 0, SEQREC_LOSS_SAMPLED = 1 };
  *  SASREC  SASRec's reference code (pmixer's SASRec.pytorch, which SASRec+
  *          adapts): queries from ln1(x), keys and values from x itself, the
  *          residuals taken on the normalised values:
- *          y = ln1(x);  x = y + attn(q = y, kv = x);  y = ln2(x);  x = y + ffn(y) */
+ *          y = ln1(x);  x = y + attn(q = y, kv = x);  y = ln2(x);  x = y + ffn(y)
+ *          and, as nn.MultiheadAttention, no dropout on the attention's
+ *          output (attn_dropout drops its probabilities instead) */
 enum seqrec_block { SEQREC_BLOCK_PRELN = 0, SEQREC_BLOCK_SASREC = 1 };
 /* Which position row an event gets:
  *  LAST   counted back from the latest event: the latest is always at
@@ -71,7 +73,10 @@ enum seqrec_pos { SEQREC_POS_LAST = 0, SEQREC_POS_FIRST = 1 };
 struct seqrec_config {
 	int C, NH, L, T, F;
 	int V;                 /* catalog rows: the store's item count + 1 */
-	float dropout;         /* on the input and both residual branches of each block */
+	float dropout;         /* on the input, inside the feed-forward and on the residual
+	                        * branches of each block (the attention's: PRELN only) */
+	float attn_dropout;    /* on the attention probabilities (0 in checkpoints written
+	                        * before it existed) */
 	enum seqrec_act act;   /* feed-forward activation */
 	uint32_t features;     /* SEQREC_FEAT_BIT()s of the enabled input features */
 	int scale_emb;         /* item embeddings times sqrt(C) at the input (SASRec) */
@@ -294,7 +299,8 @@ const float *seqrec_hidden(const struct seqrec *m);
  *   72  32 bytes BLAKE2b-256 (crypto_generichash) of the parameter bytes
  *   104 u32 block
  *   108 u32 pos                (0 in checkpoints written before it existed)
- *   112 zero to 128
+ *   112 f32 attn_dropout       (0 in checkpoints written before it existed)
+ *   116 zero to 128
  * little-endian, then the parameters as little-endian float32 in arena order. */
 #define SEQREC_CKPT_MAGIC    "RECDSEQ1"
 #define SEQREC_CKPT_VERSION  1u

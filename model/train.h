@@ -89,7 +89,7 @@ struct seqrec_train_opts {
 	uint32_t nusers;            /* e.g. those with new events when fine-tuning); NULL = all */
 	int neg_popular;            /* sampled softmax: draw negatives by popularity, log-Q corrected; 0 = uniform */
 	int windows;                /* a user with more than T training events: 0 = always their last T
-	                             * (SASRec's reference code), 1 = a window ending at a point drawn
+	                             * (SASRec's and SASRec+'s code), 1 = a window ending at a point drawn
 	                             * each epoch from (seed, epoch, user), so early history is trained
 	                             * on too (the default) */
 	int report_every;           /* steps between progress reports; 0 = at epoch ends only */

@@ -318,6 +318,14 @@ static void test_finetune(struct kern *k)
 	fo.lr = 1e-4f;
 	fo.epochs = 0;
 	CHECK_EQ(seqrec_finetune(st, k, &fo, &res, why, sizeof why), -EINVAL);
+	fo.epochs = 1;
+	fo.beta2 = 1.0f;  /* Adam's bias correction would divide by zero */
+	CHECK_EQ(seqrec_finetune(st, k, &fo, &res, why, sizeof why), -EINVAL);
+	CHECK(strstr(why, "beta2 1"));
+	fo.beta2 = 0.999f;
+	fo.clip = -1.0f;
+	CHECK_EQ(seqrec_finetune(st, k, &fo, &res, why, sizeof why), -EINVAL);
+	CHECK(strstr(why, "clip -1"));
 	store_close(st);
 	test_rmtree(dir);
 	printf("fine-tuning from the store: ok\n");

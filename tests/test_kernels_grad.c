@@ -341,7 +341,18 @@ static double attn_loss(void *p)
 	return dotR(c->out, c->R, (size_t)c->s.B * c->s.T * c->s.C);
 }
 
-/* The straightforward (T, T) softmax, in double. */
+/* The attention-dropout mask bit of kernels.h, written out from its
+ * definition: dropout_forward's mask of element ((b NH + h) T + t) 2^32 + j. */
+static int attn_keep(const struct kern_attn_shape *s, int b, int h, int t, int j)
+{
+	uint64_t row = ((uint64_t)b * (uint64_t)s->NH + (uint64_t)h) * (uint64_t)s->T + (uint64_t)t;
+	uint64_t kk = cpu_mix64(cpu_mix64(s->seed) + row * CPU_GOLDEN64);
+	uint32_t thresh = (uint32_t)((double)s->dropout * 16777216.0 + 0.5);
+	return drop_keep((uint32_t)j, (uint32_t)kk, (uint32_t)(kk >> 32), thresh);
+}
+
+/* The straightforward (T, T) softmax, in double; wts are the softmax
+ * weights before dropout, out is computed with it. */
 static void attn_naive(double *out, double *lse, double *wts, const float *qkv, const struct kern_attn_shape *s)
 {
 	int B = s->B, T = s->T, C = s->C, NH = s->NH, hs = C / NH;
@@ -377,6 +388,8 @@ static void attn_naive(double *out, double *lse, double *wts, const float *qkv, 
 					const float *v = qkv + ((size_t)b * T + j) * 3 * C + 2 * C + h * hs;
 					double w = exp(sc[j] - m) / sum;
 					wr[j] = w;
+					if (s->dropout > 0.0f)
+						w = attn_keep(s, b, h, t, j) ? w / (1.0 - (double)s->dropout) : 0.0;
 					for (int i = 0; i < hs; i++)
 						o[i] += w * v[i];
 				}
@@ -384,10 +397,12 @@ static void attn_naive(double *out, double *lse, double *wts, const float *qkv, 
 	free(sc);
 }
 
-static void test_attention(int B, int T, int C, int NH, const int32_t *pad, double a)
+/* pdrop > 0: dropout on the probabilities, with a fixed seed. */
+static void test_attention(int B, int T, int C, int NH, const int32_t *pad, double a, float pdrop)
 {
 	size_t n3 = (size_t)B * T * 3 * C, no = (size_t)B * T * C, nl = (size_t)B * NH * T;
-	struct attn_ctx c = { frand(n3, a), falloc(no), falloc(nl), frand(no, 1), { B, T, C, NH, pad } };
+	struct attn_ctx c = { frand(n3, a), falloc(no), falloc(nl), frand(no, 1),
+	                      { .B = B, .T = T, .C = C, .NH = NH, .pad = pad, .dropout = pdrop, .seed = 977 } };
 	double *want = calloc(no, sizeof(double)), *wlse = calloc(nl, sizeof(double));
 	double *wts = calloc(nl * T, sizeof(double));
 	CHECK(want && wlse && wts);
@@ -410,7 +425,7 @@ static void test_attention(int B, int T, int C, int NH, const int32_t *pad, doub
 
 	float *dqkv = frand(n3, 100);
 	K->ops->attention_backward(K, dqkv, c.R, c.out, c.lse, c.qkv, &c.s);
-	fd_check("attention qkv", c.qkv, dqkv, n3, attn_loss, &c);
+	fd_check(pdrop > 0.0f ? "attention qkv, dropout" : "attention qkv", c.qkv, dqkv, n3, attn_loss, &c);
 	/* Padding positions get exactly zero. */
 	for (int b = 0; b < B; b++)
 		for (int t = 0; t < pad[b] && t < T; t++)
@@ -423,6 +438,65 @@ static void test_attention(int B, int T, int C, int NH, const int32_t *pad, doub
 				}
 	free(w), free(ww), free(dqkv), free(want), free(wlse), free(wts);
 	free(c.qkv), free(c.out), free(c.lse), free(c.R);
+}
+
+/* Attention dropout drops about p of the weights, a different set per
+ * seed, per head and per row; p = 0 changes nothing. */
+static void test_attention_drop_rate(void)
+{
+	enum { B = 2, T = 64, C = 16, NH = 2 };
+	static const int32_t pad[B] = { 0, 5 };
+	struct kern_attn_shape s = { .B = B, .T = T, .C = C, .NH = NH, .pad = pad, .dropout = 0.25f, .seed = 5 };
+	struct kern_attn_shape s2 = s;
+	s2.seed = 6;
+	/* a query row whose key vectors are zero weighs its keys equally, and
+	 * with values v_j = e_(j mod hs) each output column sums its kept keys' weights */
+	size_t n3 = (size_t)B * T * 3 * C;
+	float *qkv = falloc(n3), *out = falloc((size_t)B * T * C), *out2 = falloc((size_t)B * T * C);
+	float *out0 = falloc((size_t)B * T * C), *lse = falloc((size_t)B * NH * T);
+	for (int b = 0; b < B; b++)
+		for (int t = 0; t < T; t++)
+			for (int i = 0; i < C; i++)
+				qkv[((size_t)b * T + t) * 3 * C + 2 * C + i] = (float)(i % (C / NH) == t % (C / NH));
+	K->ops->attention_forward(K, out, lse, qkv, &s);
+	K->ops->attention_forward(K, out2, lse, qkv, &s2);
+	struct kern_attn_shape s0 = s;
+	s0.dropout = 0.0f;
+	K->ops->attention_forward(K, out0, lse, qkv, &s0);
+	size_t kept = 0, total = 0, differ = 0;
+	for (int b = 0; b < B; b++)
+		for (int h = 0; h < NH; h++)
+			for (int t = pad[b]; t < T; t++) {
+				int L = t - pad[b] + 1;
+				for (int j = pad[b]; j <= t; j++) {
+					int k1 = attn_keep(&s, b, h, t, j), k2 = attn_keep(&s2, b, h, t, j);
+					kept += k1;
+					differ += k1 != k2;
+					total++;
+				}
+				/* the output equals the naive sum of the kept weights, column by column */
+				for (int i = 0; i < C / NH; i++) {
+					double want = 0.0, want0 = 0.0;
+					for (int j = pad[b]; j <= t; j++)
+						if (j % (C / NH) == i) {
+							want += attn_keep(&s, b, h, t, j) ? 1.0 / L / 0.75 : 0.0;
+							want0 += 1.0 / L;
+						}
+					size_t o = ((size_t)b * T + t) * C + (size_t)h * (C / NH) + i;
+					if (fabs(out[o] - want) > 1e-5 || fabs(out0[o] - want0) > 1e-5) {
+						fprintf(stderr, "[%s] attention dropout: out %g (want %g), p=0 %g (want %g) at b %d h %d t %d col %d\n",
+						        config, out[o], want, out0[o], want0, b, h, t, i);
+						failures++;
+						return;
+					}
+				}
+			}
+	if (fabs((double)kept / total - 0.75) > 0.02 || differ < total / 4) {
+		fprintf(stderr, "[%s] attention dropout: %zu of %zu weights kept at p 0.25, %zu differ between seeds\n",
+		        config, kept, total, differ);
+		failures++;
+	}
+	free(qkv), free(out), free(out2), free(out0), free(lse);
 }
 
 /* ---- elementwise ---- */
@@ -803,10 +877,15 @@ static void run_suite(void)
 	test_embed();
 	test_layernorm(5, 13);
 	test_layernorm(3, 64);
-	test_attention(3, 7, 12, 3, pad3, 1.5);   /* hs 4: all tail */
-	test_attention(2, 9, 20, 2, pad2, 1.5);   /* hs 10: a vector and a tail */
-	test_attention(1, 11, 16, 1, pad1, 1.5);  /* hs 16: whole vectors */
-	test_attention(1, 40, 72, 1, pad1, 0.6);  /* hs 72: a 64-column chunk and another; two query tiles */
+	test_attention(3, 7, 12, 3, pad3, 1.5, 0.0f);   /* hs 4: all tail */
+	test_attention(2, 9, 20, 2, pad2, 1.5, 0.0f);   /* hs 10: a vector and a tail */
+	test_attention(1, 11, 16, 1, pad1, 1.5, 0.0f);  /* hs 16: whole vectors */
+	test_attention(1, 40, 72, 1, pad1, 0.6, 0.0f);  /* hs 72: a 64-column chunk and another; two query tiles */
+	/* dropout on the probabilities: rows of 8+ keys take the vector path */
+	test_attention(3, 7, 12, 3, pad3, 1.5, 0.3f);
+	test_attention(2, 21, 20, 2, pad2, 1.5, 0.2f);
+	test_attention(1, 40, 72, 1, pad1, 0.6, 0.1f);  /* two query tiles */
+	test_attention_drop_rate();
 	test_elementwise();
 	test_xent();
 	test_score(2);
@@ -841,13 +920,19 @@ static void det_run(struct kern *k, struct det_out *d)
 	rng = 42;
 	enum { B = 6, T = 64, C = 48, NH = 2, N = B * T, V = 1500, S = 100 };
 	int32_t pad[B] = { 0, 10, 63, 64, 30, 1 };
-	struct kern_attn_shape as = { B, T, C, NH, pad };
+	struct kern_attn_shape as = { .B = B, .T = T, .C = C, .NH = NH, .pad = pad };
 	float *qkv = frand((size_t)N * 3 * C, 1), *out = falloc((size_t)N * C), *lse = falloc((size_t)B * NH * T);
 	float *dout = frand((size_t)N * C, 1), *dqkv = falloc((size_t)N * 3 * C);
 	k->ops->attention_forward(k, out, lse, qkv, &as);
 	k->ops->attention_backward(k, dqkv, dout, out, lse, qkv, &as);
 	det_put(d, out, (size_t)N * C);
 	det_put(d, lse, (size_t)B * NH * T);
+	det_put(d, dqkv, (size_t)N * 3 * C);
+	as.dropout = 0.1f;  /* and with dropout on the probabilities */
+	as.seed = 31;
+	k->ops->attention_forward(k, out, lse, qkv, &as);
+	k->ops->attention_backward(k, dqkv, dout, out, lse, qkv, &as);
+	det_put(d, out, (size_t)N * C);
 	det_put(d, dqkv, (size_t)N * 3 * C);
 
 	float *x = frand((size_t)N * C, 2), *w = frand(C, 1), *b = frand(C, 1), *mean = falloc(N), *rstd = falloc(N);

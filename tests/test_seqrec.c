@@ -32,6 +32,7 @@ static struct seqrec_config tiny_config(void)
 	memset(&c, 0, sizeof c);
 	c.V = 17; c.C = 8; c.NH = 2; c.L = 2; c.T = 6; c.F = 12;
 	c.dropout = 0.25f;
+	c.attn_dropout = 0.2f;
 	c.act = SEQREC_ACT_GELU;
 	c.features = SEQREC_FEAT_BIT(SEQREC_FEAT_ACTION) | SEQREC_FEAT_BIT(SEQREC_FEAT_GAP);
 	c.scale_emb = 1;
@@ -119,9 +120,9 @@ static void test_finite_differences(struct kern *k, enum seqrec_loss lossk, enum
 			}
 		}
 	}
-	printf("finite differences (%s loss, %s block, dropout %.2f): worst relative error %.3g in %s\n",
+	printf("finite differences (%s loss, %s block, dropout %.2f, attention dropout %.2f): worst relative error %.3g in %s\n",
 	       lossk == SEQREC_LOSS_FULL ? "full" : "sampled", block == SEQREC_BLOCK_SASREC ? "sasrec" : "pre-LN",
-	       (double)c.dropout, worst, worst_name);
+	       (double)c.dropout, (double)c.attn_dropout, worst, worst_name);
 	free(g);
 	free(in);
 	free(tg);
@@ -365,8 +366,11 @@ static void test_checkpoints(struct kern *k)
 	bad[110] = 1;
 	expect_refusal(k, bad, len, -EINVAL, "config out of range: pos is 65536");
 	memcpy(bad, buf, len);
-	bad[114] = 1;
-	expect_refusal(k, bad, len, -EINVAL, "reserved header byte 114");
+	memcpy(bad + 112, &nanv, 4);
+	expect_refusal(k, bad, len, -EINVAL, "config out of range: attn_dropout is nan");
+	memcpy(bad, buf, len);
+	bad[118] = 1;
+	expect_refusal(k, bad, len, -EINVAL, "reserved header byte 118");
 
 	/* a file */
 	char *dir = test_tmpdir(), path[4200];
@@ -430,6 +434,7 @@ static void test_training_steps(struct kern *k)
 {
 	struct seqrec_config c = tiny_config();
 	c.dropout = 0.0f;
+	c.attn_dropout = 0.0f;
 	int B = 4, T = c.T, NI = seqrec_config_inputs(&c);
 	struct seqrec *m;
 	CHECK_OK(seqrec_new(&m, &c, k, B));

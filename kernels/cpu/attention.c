@@ -4,7 +4,9 @@
  *
  * qkv(B,T,3C): q, k, v side by side; head h uses columns [h hs, (h+1) hs)
  * of each.  Query t of sequence b sees keys pad[b] <= s <= t; the outputs,
- * lse and gradients of padding queries (t < pad[b]) are zero. */
+ * lse and gradients of padding queries (t < pad[b]) are zero.  Dropout on
+ * the probabilities: kernels.h's mask, applied by the row kernels
+ * (vec_body.h) from struct cpu_attn_drop. */
 #include "config.h"
 
 #include <math.h>
@@ -20,8 +22,32 @@ struct attn_job {
 	size_t ts_stride;
 	int B, T, C, NH, hs;
 	float scale;
+	int drop;                  /* dropout on: dtmpl holds key, thresh and f */
+	struct cpu_attn_drop dtmpl;
 	struct cpu_chunks q;
 };
+
+/* The job's dropout for rows from (b, h, t0) on, keys from position p. */
+static const struct cpu_attn_drop *attn_drop_at(const struct attn_job *j, struct cpu_attn_drop *d,
+                                                int b, int h, int t0, int p)
+{
+	if (!j->drop)
+		return NULL;
+	*d = j->dtmpl;
+	d->row0 = ((uint64_t)b * (uint64_t)j->NH + (uint64_t)h) * (uint64_t)j->T + (uint64_t)t0;
+	d->j0 = (uint32_t)p;
+	return d;
+}
+
+static void attn_drop_setup(struct attn_job *j, const struct kern_attn_shape *s)
+{
+	j->drop = s->dropout > 0.0f;
+	if (j->drop) {
+		j->dtmpl.key = cpu_mix64(s->seed);
+		j->dtmpl.thresh = (uint32_t)((double)s->dropout * 16777216.0 + 0.5);
+		j->dtmpl.f = 1.0f / (1.0f - s->dropout);
+	}
+}
 
 static inline int attn_pad(const struct attn_job *j, int b)
 {
@@ -49,14 +75,17 @@ static void attn_fwd_task(void *arg, int tid, int nth)
 			}
 			const float *q = j->qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
 			const float *kk = j->qkv + ((size_t)b * T + p) * C3 + C + (size_t)h * hs;
-			j->lse[r] = j->vec->attn_fwd_row(o, sc, q, kk, kk + C, C3, t - p + 1, hs, j->scale);
+			struct cpu_attn_drop d;
+			j->lse[r] = j->vec->attn_fwd_row(o, sc, q, kk, kk + C, C3, t - p + 1, hs, j->scale,
+			                                 attn_drop_at(j, &d, b, h, t, p));
 		}
 	}
 }
 
 static int attn_check(const struct kern_attn_shape *s)
 {
-	return s->B > 0 && s->T > 0 && s->NH > 0 && s->C % s->NH == 0;
+	return s->B > 0 && s->T > 0 && s->NH > 0 && s->C % s->NH == 0 &&
+	       s->dropout >= 0.0f && s->dropout < 1.0f;
 }
 
 void cpu_attention_forward(struct kern *k, float *out, float *lse, const float *qkv,
@@ -69,6 +98,7 @@ void cpu_attention_forward(struct kern *k, float *out, float *lse, const float *
 	struct attn_job j = { .vec = c->vec, .out = out, .lse = lse, .qkv = qkv, .pad = s->pad,
 	                      .B = s->B, .T = s->T, .C = s->C, .NH = s->NH, .hs = hs,
 	                      .scale = 1.0f / sqrtf((float)hs), .q = cpu_chunks((size_t)s->B * s->NH * s->T, 16) };
+	attn_drop_setup(&j, s);
 	j.ts = cpu_tscratch(c, (size_t)s->T, &j.ts_stride);
 	cpu_parallel(c, attn_fwd_task, &j, (size_t)s->B * s->NH * s->T * (size_t)s->T / 2 * hs);
 }
@@ -97,8 +127,10 @@ static void attn_bwd_task(void *arg, int tid, int nth)
 		const float *q = j->qkv + ((size_t)b * T + p) * C3 + hoff;
 		size_t o = ((size_t)b * T + p) * C + hoff;
 		float *dq = dbase + (size_t)p * C3;
+		struct cpu_attn_drop d;
 		j->vec->attn_bwd_seq(dq, dq + C, dq + 2 * (size_t)C, sc, q, q + C, q + 2 * (size_t)C, j->cout + o,
-		                     j->dout + o, j->clse + (size_t)pi * T + p, C3, (size_t)C, T - p, hs, j->scale);
+		                     j->dout + o, j->clse + (size_t)pi * T + p, C3, (size_t)C, T - p, hs, j->scale,
+		                     attn_drop_at(j, &d, b, h, p, p));
 	}
 }
 
@@ -112,6 +144,7 @@ void cpu_attention_backward(struct kern *k, float *dqkv, const float *dout, cons
 	struct attn_job j = { .vec = c->vec, .dqkv = dqkv, .qkv = qkv, .dout = dout, .cout = out, .clse = lse,
 	                      .pad = s->pad, .B = s->B, .T = s->T, .C = s->C, .NH = s->NH, .hs = hs,
 	                      .scale = 1.0f / sqrtf((float)hs), .q = cpu_chunks((size_t)s->B * s->NH, 1) };
+	attn_drop_setup(&j, s);
 	j.ts = cpu_tscratch(c, 2 * (size_t)CPU_ATTN_TILE * s->T, &j.ts_stride);
 	cpu_parallel(c, attn_bwd_task, &j, (size_t)s->B * s->NH * s->T * (size_t)s->T * hs);
 }

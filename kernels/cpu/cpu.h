@@ -48,19 +48,35 @@ struct adamw_coef {
 /* Query rows per tile in the attention backward pass. */
 #define CPU_ATTN_TILE 32
 
+/* Dropout on attention probabilities (kernels.h): the weight of key j (from
+ * the first visible key) in query row i (from the row at row0) is kept when
+ * drop_keep(j0 + j, ka, kb, thresh) with (ka, kb) the halves of
+ * cpu_mix64(key + (row0 + i) CPU_GOLDEN64): the mask of the dropout op's
+ * element (row0 + i) 2^32 + j0 + j.  Kept weights are multiplied by f. */
+struct cpu_attn_drop {
+	uint64_t key;     /* cpu_mix64(seed) */
+	uint64_t row0;    /* (b NH + h) T + the first row's position */
+	uint32_t j0;      /* the first visible key's position */
+	uint32_t thresh;  /* round(p 2^24) */
+	float f;          /* 1 / (1 - p) */
+};
+
 struct cpu_vec {
 	const char *name;
 	/* Attention for one query row with L visible keys, k and v rows stride
-	 * floats apart: out (hs) written, returns the row's log-sum-exp.
-	 * sc is L floats of scratch. */
+	 * floats apart: out (hs) written, returns the row's log-sum-exp (of the
+	 * undropped softmax).  sc is L floats of scratch.  drop: NULL, or the
+	 * row's dropout (row0 is this row's). */
 	float (*attn_fwd_row)(float *out, float *sc, const float *q, const float *k, const float *v,
-	                      size_t stride, int L, int hs, float scale);
+	                      size_t stride, int L, int hs, float scale, const struct cpu_attn_drop *drop);
 	/* The backward pass of one (sequence, head) over its n real positions:
 	 * q, k, v, dq, dk, dv rows stride apart, out, dout rows ostride apart,
-	 * lse (n).  dq written; dk, dv accumulated.  Scratch: 2 CPU_ATTN_TILE n. */
+	 * lse (n).  dq written; dk, dv accumulated.  Scratch: 2 CPU_ATTN_TILE n.
+	 * drop: NULL, or the forward pass's dropout (row0 is the first real row's). */
 	void (*attn_bwd_seq)(float *dq, float *dk, float *dv, float *scratch, const float *q, const float *k,
 	                     const float *v, const float *out, const float *dout, const float *lse,
-	                     size_t stride, size_t ostride, int n, int hs, float scale);
+	                     size_t stride, size_t ostride, int n, int hs, float scale,
+	                     const struct cpu_attn_drop *drop);
 	/* The row's softmax weights p (L) from the scores and lse. */
 	void (*attn_probs_row)(float *p, const float *q, const float *k, size_t stride, int L, int hs,
 	                       float scale, float lse);
@@ -118,6 +134,17 @@ static inline uint32_t lowbias32(uint32_t x)
 static inline int drop_keep(uint32_t lo, uint32_t ka, uint32_t kb, uint32_t thresh)
 {
 	return (lowbias32(lowbias32(lo ^ ka) + kb) >> 8) >= thresh;
+}
+
+/* splitmix64's output function (Steele, Lea & Flood, OOPSLA 2014): turns a
+ * seed into the key, and the key and an index's high 32 bits into the
+ * (ka, kb) of drop_keep(). */
+#define CPU_GOLDEN64 0x9e3779b97f4a7c15ull
+static inline uint64_t cpu_mix64(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
 }
 /* vec_avx2.c needs GCC's or clang's target pragmas; other compilers and
  * architectures get the portable kernels only. */

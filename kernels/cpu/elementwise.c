@@ -188,14 +188,6 @@ struct ew_job {
 	struct cpu_chunks q;
 };
 
-/* splitmix64's output function (Steele, Lea & Flood, OOPSLA 2014), to turn
- * the seed into the keys of drop_keep() (cpu.h). */
-static inline uint64_t mix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
 static void ew_span(struct ew_job *j, size_t lo, size_t hi);
 
@@ -230,7 +222,7 @@ static void ew_span(struct ew_job *j, size_t lo, size_t hi)
 			uint64_t hi32 = (uint64_t)lo >> 32;
 			uint64_t boundary = (hi32 + 1) << 32;
 			size_t end = boundary < (uint64_t)hi ? (size_t)boundary : hi;
-			uint64_t kk = mix64(j->key + hi32 * 0x9e3779b97f4a7c15ull);
+			uint64_t kk = cpu_mix64(j->key + hi32 * CPU_GOLDEN64);
 			j->vec->dropout(out + lo, a + lo, end - lo, (uint32_t)lo, (uint32_t)kk, (uint32_t)(kk >> 32),
 			                (uint32_t)j->thresh, j->f);
 			lo = end;
@@ -300,7 +292,7 @@ static void dropout(struct kern *k, float *out, const float *inp, size_t n, floa
 		return;
 	}
 	struct ew_job j = { .vec = c->vec, .op = EW_DROPOUT, .out = out, .a = inp, .n = n,
-	                    .f = 1.0f / (1.0f - p), .key = mix64(seed),
+	                    .f = 1.0f / (1.0f - p), .key = cpu_mix64(seed),
 	                    .thresh = (uint64_t)((double)p * 16777216.0 + 0.5), .q = cpu_chunks(n, CPU_CHUNK_ELEMS) };
 	cpu_parallel(c, ew_task, &j, n);
 }

@@ -15,10 +15,26 @@
  * The backward pass goes CPU_ATTN_TILE query rows at a time: their p and ds
  * rows (O(T) scratch each) are kept, so each key row's dk and dv are summed
  * over the tile's queries in registers and written once per tile, not once
- * per query (FlashAttention-2's loop order, by tiles of queries). */
+ * per query (FlashAttention-2's loop order, by tiles of queries).
+ *
+ * With dropout on the probabilities (cpu_attn_drop, mask m_j, f = 1/(1-p)):
+ * out = sum_j p_j m_j f v_j, and backward dv_j += p_j m_j f dout,
+ * ds_j = p_j (dp_j m_j f - D); D = dout . out holds as it is, since
+ * sum_j p_j (dp_j m_j f) = dout . out.  The file including this one defines
+ * dropout(out, in, n, lo0, ka, kb, thresh, f) (cpu_vec.dropout). */
+
+static void dropout(float *out, const float *in, size_t n, uint32_t lo0, uint32_t ka, uint32_t kb,
+                    uint32_t thresh, float f);
+
+/* x[j] = x[j] m_j f over the L keys of query row i of d. */
+static inline void attn_drop_row(float *x, int L, const struct cpu_attn_drop *d, uint64_t i)
+{
+	uint64_t kk = cpu_mix64(d->key + (d->row0 + i) * CPU_GOLDEN64);
+	dropout(x, x, (size_t)L, d->j0, (uint32_t)kk, (uint32_t)(kk >> 32), d->thresh, d->f);
+}
 
 static float attn_fwd_row(float *out, float *sc, const float *q, const float *k, const float *v,
-                          size_t stride, int L, int hs, float scale)
+                          size_t stride, int L, int hs, float scale, const struct cpu_attn_drop *drop)
 {
 	v_scores(sc, q, k, stride, L, hs, scale);
 	float m = v_max(sc, (size_t)L);
@@ -26,6 +42,8 @@ static float attn_fwd_row(float *out, float *sc, const float *q, const float *k,
 	float inv = 1.0f / sum;
 	for (int j = 0; j < L; j++)
 		sc[j] *= inv;
+	if (drop)
+		attn_drop_row(sc, L, drop, 0);
 	v_wsum(out, sc, 1, v, stride, L, hs, 0);
 	return m + logf(sum);
 }
@@ -39,7 +57,8 @@ static void attn_probs_row(float *p, const float *q, const float *k, size_t stri
 
 static void attn_bwd_seq(float *dq, float *dk, float *dv, float *scratch, const float *q, const float *k,
                          const float *v, const float *out, const float *dout, const float *lse,
-                         size_t stride, size_t ostride, int n, int hs, float scale)
+                         size_t stride, size_t ostride, int n, int hs, float scale,
+                         const struct cpu_attn_drop *drop)
 {
 	float *P = scratch, *dS = scratch + (size_t)CPU_ATTN_TILE * n;
 	for (int t0 = 0; t0 < n; t0 += CPU_ATTN_TILE) {
@@ -50,9 +69,13 @@ static void attn_bwd_seq(float *dq, float *dk, float *dv, float *scratch, const 
 			const float *qt = q + (size_t)t * stride, *dt = dout + (size_t)t * ostride;
 			attn_probs_row(p, qt, k, stride, L, hs, scale, lse[t]);
 			v_scores(ds, dt, v, stride, L, hs, 1.0f);              /* dp */
+			if (drop)
+				attn_drop_row(ds, L, drop, (uint64_t)t);       /* dp m f */
 			float D = v_dot(dt, out + (size_t)t * ostride, (size_t)hs);
 			for (int j = 0; j < L; j++)
 				ds[j] = p[j] * (ds[j] - D) * scale;
+			if (drop)
+				attn_drop_row(p, L, drop, (uint64_t)t);        /* p m f, for dv */
 			v_wsum(dq + (size_t)t * stride, ds, 1, k, stride, L, hs, 0);
 		}
 		/* Key j hears from the tile's queries t >= j. */
