@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,6 +338,27 @@ int cmd_keygen(struct recctl *ctl, int argc, char **argv)
 }
 
 /* --- jobs, job, cancel: the records recd keeps in the store ------------------ */
+/* Seconds left for a running job: recd's estimate when it gave one (less
+ * the time since its record), else from the pace since the job started;
+ * < 0 when unknown. */
+static double job_eta(const struct store_job *j)
+{
+	if (j->state != JOBS_RUNNING)
+		return -1;
+	if (j->updated_ms) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		double since = ((double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6 - (double)j->updated_ms) / 1e3;
+		if (j->eta_s < 0)
+			return -1;
+		return j->eta_s > since ? j->eta_s - since : 0;
+	}
+	double el = j->started ? difftime(time(NULL), (time_t)j->started) : 0;
+	if (j->done && j->done < j->total && el > 0)
+		return el * (double)(j->total - j->done) / (double)j->done;
+	return -1;
+}
+
 static void job_json(struct json_object *o, const char *id, size_t len, const struct store_job *j)
 {
 	json_object_object_add(o, "id", json_object_new_string_len(id, (int)len));
@@ -347,6 +369,15 @@ static void job_json(struct json_object *o, const char *id, size_t len, const st
 	json_object_object_add(o, "queued", json_object_new_int64(j->queued));
 	json_object_object_add(o, "started", json_object_new_int64(j->started));
 	json_object_object_add(o, "ended", json_object_new_int64(j->ended));
+	if (j->epochs > 0) {   /* train, fine-tune: done/total are optimizer steps */
+		json_object_object_add(o, "epoch", json_object_new_int(j->epoch));
+		json_object_object_add(o, "epochs", json_object_new_int(j->epochs));
+		if (isfinite(j->loss))
+			json_object_object_add(o, "loss", json_object_new_double(j->loss));
+	}
+	double eta = job_eta(j);
+	if (eta >= 0)
+		json_object_object_add(o, "eta_s", json_object_new_double(eta));
 	if (j->reason[0])
 		json_object_object_add(o, "reason", json_object_new_string(j->reason));
 }
@@ -439,21 +470,28 @@ static int job_read(struct store *st, const char *id, struct store_job *j)
 	return r;
 }
 
-/* "[#########-----------]  45%  450/1000  ETA 12 s" */
+/* "[#########-----------]  45%  450/1000  ETA 12 s"; for train and
+ * fine-tune "... 450/1000 steps  epoch 3/7  loss 5.1234  ETA 12 s". */
 static void job_bar(char *buf, size_t len, const struct store_job *j)
 {
-	char bar[32];
+	char bar[32], more[96] = "";
 	double f = j->total ? (double)j->done / (double)j->total : 0;
+	if (f > 1)
+		f = 1;
 	int w = 20, k = (int)(f * w + 0.5);
 	for (int i = 0; i < w; i++)
 		bar[i] = i < k ? '#' : '-';
 	bar[w] = '\0';
-	double el = j->started ? difftime(time(NULL), (time_t)j->started) : 0;
-	if (j->done && j->done < j->total && el > 0)
-		snprintf(buf, len, "[%s] %3.0f%%  %" PRIu64 "/%" PRIu64 "  ETA %.0f s", bar, f * 100, j->done, j->total,
-		         el * (double)(j->total - j->done) / (double)j->done);
-	else
-		snprintf(buf, len, "[%s] %3.0f%%  %" PRIu64 "/%" PRIu64, bar, f * 100, j->done, j->total);
+	size_t o = 0;
+	if (j->epochs > 0) {
+		o += (size_t)snprintf(more + o, sizeof more - o, " steps  epoch %d/%d", j->epoch, j->epochs);
+		if (isfinite(j->loss) && o < sizeof more)
+			o += (size_t)snprintf(more + o, sizeof more - o, "  loss %.4f", j->loss);
+	}
+	double eta = job_eta(j);
+	if (eta >= 0 && o < sizeof more)
+		snprintf(more + o, sizeof more - o, "  ETA %.0f s", eta);
+	snprintf(buf, len, "[%s] %3.0f%%  %" PRIu64 "/%" PRIu64 "%s", bar, f * 100, j->done, j->total, more);
 }
 
 int cmd_job(struct recctl *ctl, int argc, char **argv)
@@ -522,7 +560,7 @@ int cmd_job(struct recctl *ctl, int argc, char **argv)
 		}
 		if (!watch || j.state >= JOBS_DONE)
 			break;
-		char bar[128];
+		char bar[192];
 		job_bar(bar, sizeof bar, &j);
 		if (tty) {
 			printf("\r%s %-9s %s\033[K", id, jobs_state_name(j.state), bar);
@@ -545,7 +583,7 @@ int cmd_job(struct recctl *ctl, int argc, char **argv)
 		recctl_print_json(o);
 		json_object_put(o);
 	} else {
-		char q[32], s[32], e[32], bar[128];
+		char q[32], s[32], e[32], bar[192];
 		job_time(q, sizeof q, j.queued);
 		job_time(s, sizeof s, j.started);
 		job_time(e, sizeof e, j.ended);

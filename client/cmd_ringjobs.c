@@ -39,11 +39,13 @@ static void rj_bar(char *buf, size_t len, const struct recd_job_status *s)
 	for (int i = 0; i < w; i++)
 		bar[i] = i < k ? '#' : '-';
 	bar[w] = '\0';
+	/* train and fine-tune count optimizer steps */
+	const char *unit = !strcmp(s->type, "train") || !strcmp(s->type, "fine-tune") ? " steps" : "";
 	if (s->state == RECD_JOB_RUNNING && s->eta_s >= 0 && s->done < s->total)
-		snprintf(buf, len, "[%s] %3.0f%%  %" PRIu64 "/%" PRIu64 "  ETA %.0f s", bar, f * 100, s->done,
-		         s->total, s->eta_s);
+		snprintf(buf, len, "[%s] %3.0f%%  %" PRIu64 "/%" PRIu64 "%s  ETA %.0f s", bar, f * 100, s->done,
+		         s->total, unit, s->eta_s);
 	else
-		snprintf(buf, len, "[%s] %3.0f%%  %" PRIu64 "/%" PRIu64, bar, f * 100, s->done, s->total);
+		snprintf(buf, len, "[%s] %3.0f%%  %" PRIu64 "/%" PRIu64 "%s", bar, f * 100, s->done, s->total, unit);
 }
 
 /* Polls id until it ends; with show, a progress bar on a terminal (plain

@@ -808,8 +808,10 @@ static int jobs_unit_error(int r)
 
 static void jobs_tick(const struct jobs_run_env *env, size_t i, size_t n)
 {
-	if (env->progress && ((i & 15) == 0 || i == n))
-		env->progress(env->arg, i, n);
+	if (env->progress && ((i & 15) == 0 || i == n)) {
+		struct jobs_progress p = { i, n, 0, 0, NAN };
+		env->progress(env->arg, &p);
+	}
 }
 
 static int jobs_run_recommend(struct jobs_job *j, const struct jobs_run_env *env, struct jobs_buf *out,
@@ -1019,8 +1021,11 @@ out:
 static int jobs_train_cb(const struct seqrec_progress *p, void *arg)
 {
 	const struct jobs_run_env *env = arg;
-	if (env->progress && p->steps > 0)
-		env->progress(env->arg, (uint64_t)(p->step < 0 ? 0 : p->step), (uint64_t)p->steps);
+	if (env->progress && p->steps > 0) {
+		struct jobs_progress jp = { (uint64_t)(p->step < 0 ? 0 : p->step), (uint64_t)p->steps, p->epoch,
+		                            p->epochs, p->loss };
+		env->progress(env->arg, &jp);
+	}
 	return 0;
 }
 
@@ -1059,6 +1064,7 @@ static int jobs_run_train(struct jobs_job *j, const struct jobs_run_env *env, st
 		to.max_steps = j->max_steps;
 	to.progress = jobs_train_cb;
 	to.progress_arg = (void *)env;
+	to.report_every = 1;   /* every step: the callback only stores numbers */
 	to.cancel = env->cancel;
 	if ((r = kern_cpu_new(&k, 1)) < 0) {
 		jobs_why(why, whylen, r, "train: cannot start the CPU kernels: %s", strerror(-r));
@@ -1196,6 +1202,7 @@ static int jobs_run_finetune(struct jobs_job *j, const struct jobs_run_env *env,
 	o.max_steps = j->max_steps;
 	o.progress = jobs_train_cb;
 	o.progress_arg = (void *)env;
+	o.report_every = 1;
 	o.cancel = env->cancel;
 	if ((r = kern_cpu_new(&k, 1)) < 0)
 		return jobs_why(why, whylen, r, "fine-tune: cannot start the CPU kernels: %s", strerror(-r));
@@ -1303,6 +1310,13 @@ struct jobs_entry {
 	struct jobs *e;
 	int64_t queued_at, started_at;  /* unix seconds, for the store's record */
 	struct timespec last_write;     /* of a progress record */
+	/* train and fine-tune (written by the worker, read with __atomic_load) */
+	int epoch, epochs;
+	double loss;
+	uint64_t first_done;            /* steps at the first report, and when: the pace for the ETA */
+	struct timespec first;
+	int has_first;
+	int unrecorded;                 /* ended; its result is being written (JOBS_DONE_LATER) */
 };
 
 struct jobs {
@@ -1329,6 +1343,7 @@ struct jobs {
 	int rstop;
 	pthread_t rthread;
 	int rthread_started;
+	int stopped;                  /* jobs_stop has run */
 };
 
 static int jobs_is_long(const struct jobs_job *j)
@@ -1417,9 +1432,26 @@ out:
 	pthread_mutex_unlock(&e->rlock);
 }
 
+/* Seconds left for a running job: its pace since its first report (for
+ * train and fine-tune, after loading the data) over what is left; < 0 when
+ * it cannot be told yet. */
+static double jobs_eta(const struct jobs_entry *x, uint64_t done, uint64_t total)
+{
+	if (x->state != JOBS_RUNNING || total < done)
+		return -1;
+	if (x->epochs > 0) {
+		if (!__atomic_load_n(&x->has_first, __ATOMIC_ACQUIRE) || done <= x->first_done)
+			return -1;
+		return jobs_since(&x->first) * (double)(total - done) / (double)(done - x->first_done);
+	}
+	return done ? jobs_since(&x->start) * (double)(total - done) / (double)done : -1;
+}
+
 static void jobs_record(struct jobs *e, const struct jobs_entry *x, enum jobs_state st, const char *why)
 {
 	struct store_job rec;
+	struct timespec now;
+	double loss;
 	if (!e->o.st)
 		return;
 	memset(&rec, 0, sizeof rec);
@@ -1433,14 +1465,31 @@ static void jobs_record(struct jobs *e, const struct jobs_entry *x, enum jobs_st
 		rec.ended = (int64_t)time(NULL);
 	if (why)
 		snprintf(rec.reason, sizeof rec.reason, "%s", why);
+	rec.epoch = __atomic_load_n(&x->epoch, __ATOMIC_RELAXED);
+	rec.epochs = __atomic_load_n(&x->epochs, __ATOMIC_RELAXED);
+	__atomic_load(&x->loss, &loss, __ATOMIC_RELAXED);
+	rec.loss = rec.epochs ? (float)loss : NAN;
+	rec.eta_s = st == JOBS_RUNNING ? (float)jobs_eta(x, rec.done, rec.total) : -1.0f;
+	clock_gettime(CLOCK_REALTIME, &now);
+	rec.updated_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 	jobs_rec_put(e, x->id, &rec);
 }
 
-static void jobs_progress(void *arg, uint64_t done, uint64_t total)
+static void jobs_progress(void *arg, const struct jobs_progress *p)
 {
 	struct jobs_entry *x = arg;
-	__atomic_store_n(&x->done, done, __ATOMIC_RELAXED);
-	__atomic_store_n(&x->total, total, __ATOMIC_RELAXED);
+	if (p->epochs > 0) {
+		if (!x->has_first) {
+			x->first_done = p->done;
+			clock_gettime(CLOCK_MONOTONIC, &x->first);
+			__atomic_store_n(&x->has_first, 1, __ATOMIC_RELEASE);
+		}
+		__atomic_store_n(&x->epoch, p->epoch, __ATOMIC_RELAXED);
+		__atomic_store(&x->loss, &p->loss, __ATOMIC_RELAXED);
+		__atomic_store_n(&x->epochs, p->epochs, __ATOMIC_RELAXED);
+	}
+	__atomic_store_n(&x->done, p->done, __ATOMIC_RELAXED);
+	__atomic_store_n(&x->total, p->total, __ATOMIC_RELAXED);
 	/* At most one record a second: short jobs never write one. */
 	if (jobs_since(&x->last_write) >= 1.0) {
 		clock_gettime(CLOCK_MONOTONIC, &x->last_write);
@@ -1508,14 +1557,21 @@ static void *jobs_thread(void *arg)
 		}
 		x->state = st;
 		x->job = NULL;
+		x->unrecorded = st == JOBS_DONE;
 		void *origin = x->origin;
 		pthread_mutex_unlock(&e->lock);
-		e->o.done(e->o.done_arg, j, origin, st, &out, why);
+		int later = e->o.done(e->o.done_arg, j, origin, st, &out, why);
 		/* After the result is in place, so "done" in the store means the
-		 * result can be read.  A job stopped by the engine's close stays
-		 * queued in the record: the spool runs it again at the next start. */
-		if (!(st == JOBS_CANCELLED && e->stop))
-			jobs_record(e, x, st, st == JOBS_DONE ? NULL : why);
+		 * result can be read (a result written later: jobs_ended).  A job
+		 * stopped by the engine's close stays queued in the record: the
+		 * spool runs it again at the next start. */
+		if (!(st == JOBS_DONE && later == JOBS_DONE_LATER)) {
+			pthread_mutex_lock(&e->lock);
+			x->unrecorded = 0;
+			pthread_mutex_unlock(&e->lock);
+			if (!(st == JOBS_CANCELLED && e->stop))
+				jobs_record(e, x, st, st == JOBS_DONE ? NULL : why);
+		}
 		jobs_buf_free(&out);
 		jobs_job_free(j);
 		pthread_mutex_lock(&e->lock);
@@ -1635,11 +1691,29 @@ fail:
 	return r;
 }
 
-void jobs_close(struct jobs *e)
+static struct jobs_entry *jobs_find(struct jobs *e, const char *id);
+
+void jobs_ended(struct jobs *e, const char *id)
+{
+	pthread_mutex_lock(&e->lock);
+	struct jobs_entry *x = jobs_find(e, id);
+	if (x && x->unrecorded) {
+		x->unrecorded = 0;
+		jobs_record(e, x, x->state, NULL);
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
+void jobs_stop(struct jobs *e)
 {
 	if (!e)
 		return;
 	pthread_mutex_lock(&e->lock);
+	if (e->stopped) {
+		pthread_mutex_unlock(&e->lock);
+		return;
+	}
+	e->stopped = 1;
 	e->stop = 1;
 	for (size_t i = 0; e->track && i < e->ntrack; i++)
 		if (e->track[i].in_use && e->track[i].job)
@@ -1661,6 +1735,13 @@ void jobs_close(struct jobs *e)
 				jobs_job_free(x->job);
 				x->job = NULL;
 			}
+}
+
+void jobs_close(struct jobs *e)
+{
+	if (!e)
+		return;
+	jobs_stop(e);
 	/* Last: the workers' final records are flushed. */
 	if (e->rthread_started) {
 		pthread_mutex_lock(&e->rlock);
@@ -1685,7 +1766,7 @@ static struct jobs_entry *jobs_slot(struct jobs *e)
 	for (size_t n = 0; n < e->ntrack; n++) {
 		struct jobs_entry *x = &e->track[e->track_next];
 		e->track_next = (e->track_next + 1) % e->ntrack;
-		if (!x->in_use || (x->state >= JOBS_DONE && !x->job))
+		if (!x->in_use || (x->state >= JOBS_DONE && !x->job && !x->unrecorded))
 			return x;
 	}
 	return NULL;
@@ -1779,6 +1860,9 @@ int jobs_status(struct jobs *e, const char *id, struct jobs_status *out)
 		out->total = rec.total;
 		out->elapsed_s = rec.ended && rec.started ? (double)(rec.ended - rec.started) : 0;
 		out->eta_s = -1;
+		out->epoch = rec.epoch;
+		out->epochs = rec.epochs;
+		out->loss = rec.epochs ? rec.loss : NAN;
 		return 0;
 	}
 	out->state = x->state;
@@ -1786,8 +1870,12 @@ int jobs_status(struct jobs *e, const char *id, struct jobs_status *out)
 	out->done = __atomic_load_n(&x->done, __ATOMIC_RELAXED);
 	out->total = __atomic_load_n(&x->total, __ATOMIC_RELAXED);
 	out->elapsed_s = x->state == JOBS_RUNNING ? jobs_since(&x->start) : 0;
-	out->eta_s = out->done && out->total >= out->done ?
-	             out->elapsed_s * (double)(out->total - out->done) / (double)out->done : -1;
+	out->eta_s = jobs_eta(x, out->done, out->total);
+	out->epoch = __atomic_load_n(&x->epoch, __ATOMIC_RELAXED);
+	out->epochs = __atomic_load_n(&x->epochs, __ATOMIC_RELAXED);
+	__atomic_load(&x->loss, &out->loss, __ATOMIC_RELAXED);
+	if (!out->epochs)
+		out->loss = NAN;
 	pthread_mutex_unlock(&e->lock);
 	return 0;
 }

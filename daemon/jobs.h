@@ -85,12 +85,22 @@ struct jobs_buf {
 };
 void jobs_buf_free(struct jobs_buf *b);
 
+/* How far a running job is.  Units are users, requests or events; for train
+ * and fine-tune they are optimizer steps, total the most the job may take
+ * (epochs times steps an epoch, or its step budget), so done/total is the
+ * share of the work done even when early stopping ends it sooner. */
+struct jobs_progress {
+	uint64_t done, total;
+	int epoch, epochs;      /* train and fine-tune: the epoch running (from 1), the most; 0 else */
+	double loss;            /* train and fine-tune: the epoch's mean training loss so far; NaN else */
+};
+
 struct jobs_run_env {
 	struct store *st;
 	struct serve *sv;
 	const volatile int *cancel;        /* non-zero: stop at the next unit */
-	/* units done of total; called at most every few units (may be NULL) */
-	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	/* called at most every few units, every step of train and fine-tune (may be NULL) */
+	void (*progress)(void *arg, const struct jobs_progress *p);
 	void *arg;
 };
 /* Runs j: one result line per unit, in input order, into out (appended).
@@ -103,10 +113,15 @@ int jobs_run(struct jobs_job *j, const struct jobs_run_env *env, struct jobs_buf
 struct jobs;
 
 /* Called on a worker thread when a job ends: state is DONE (result holds
- * the lines), FAILED (why says why) or CANCELLED.  The callback owns
- * nothing it is given; it must copy what it keeps. */
-typedef void (*jobs_done_fn)(void *arg, struct jobs_job *j, void *origin, enum jobs_state state,
-                             const struct jobs_buf *result, const char *why);
+ * the lines), FAILED (why says why) or CANCELLED.  It may take result's
+ * buffer (leaving result->p NULL); it must copy anything else it keeps.
+ * Returns 0 when the job's result or reason is in place, so the engine
+ * records its end in the store now; or, for a DONE job, JOBS_DONE_LATER:
+ * the result is being written elsewhere and jobs_ended() will be called
+ * once it is (the store's "done" always means the result can be read). */
+#define JOBS_DONE_LATER 1
+typedef int (*jobs_done_fn)(void *arg, struct jobs_job *j, void *origin, enum jobs_state state,
+                            struct jobs_buf *result, const char *why);
 
 struct jobs_options {
 	struct store *st;
@@ -116,9 +131,15 @@ struct jobs_options {
 	void *done_arg;
 };
 int  jobs_open(struct jobs **out, const struct jobs_options *o);
-/* Waits for running jobs to end their current unit (they are cancelled),
- * drops queued ones (they stay where their origin keeps them) and frees. */
+/* Stops the workers: waits for running jobs to end their current unit (they
+ * are cancelled) and drops queued ones (they stay where their origin keeps
+ * them).  jobs_ended() still works after it; jobs_close() calls it too. */
+void jobs_stop(struct jobs *e);
+/* Stops (jobs_stop), writes the last records and frees. */
 void jobs_close(struct jobs *e);
+/* The result of job id, whose done callback returned JOBS_DONE_LATER, is in
+ * place: records the job's end. */
+void jobs_ended(struct jobs *e, const char *id);
 
 /* Queues a parsed job (ownership passes to the engine, also on failure).
  * origin is handed back to done.  -EAGAIN when JOBS_QUEUE_MAX jobs wait. */
@@ -132,8 +153,10 @@ int  jobs_submit(struct jobs *e, const char *json, size_t len, enum jobs_priorit
 struct jobs_status {
 	enum jobs_state state;
 	enum jobs_type type;
-	uint64_t done, total;      /* units */
+	uint64_t done, total;      /* units (struct jobs_progress) */
 	double elapsed_s, eta_s;   /* eta < 0: unknown */
+	int epoch, epochs;         /* train and fine-tune; 0 else */
+	double loss;               /* NaN: none */
 };
 /* The state of a job this engine has seen since it started; -ENOENT else. */
 int  jobs_status(struct jobs *e, const char *id, struct jobs_status *st);

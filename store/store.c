@@ -84,6 +84,11 @@ struct store {
 	 * Writer-preferring, so a resize is not starved by a stream of readers.
 	 * Hence: never call store_write from a thread that holds a read txn. */
 	pthread_rwlock_t maplock;
+	/* Serialises store_write in this process: LMDB's writer lock ends with
+	 * the transaction, but a failed write still clears the ID caches and
+	 * grows the map after that, which must not overlap the next writer's
+	 * use of the caches (recd's workers ingest from several threads). */
+	pthread_mutex_t writemu;
 };
 
 struct store_txn {
@@ -443,6 +448,7 @@ int store_open(struct store **out, const char *dir, const struct store_options *
 	pthread_rwlockattr_setkind_np(&la, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&st->maplock, &la);
 	pthread_rwlockattr_destroy(&la);
+	pthread_mutex_init(&st->writemu, NULL);
 	if (!st->readonly && mkdir(dir, 0750) < 0 && errno != EEXIST) {
 		r = store_err(-errno, "%s: cannot create the state directory: %s", dir, strerror(errno));
 		goto fail;
@@ -479,6 +485,7 @@ fail:
 	if (st->env)
 		mdb_env_close(st->env);
 	pthread_rwlock_destroy(&st->maplock);
+	pthread_mutex_destroy(&st->writemu);
 	free(st->dir);
 	free(st);
 	return r;
@@ -491,6 +498,7 @@ void store_close(struct store *st)
 	mdb_env_close(st->env);
 	store_caches_clear(st);
 	pthread_rwlock_destroy(&st->maplock);
+	pthread_mutex_destroy(&st->writemu);
 	sodium_memzero(st->user_key, sizeof st->user_key);
 	free(st->dir);
 	free(st);
@@ -560,13 +568,23 @@ static int store_grow(struct store *st)
 	return rc ? store_err(store_rc(rc), "%s: cannot grow the map: %s", st->dir, mdb_strerror(rc)) : 0;
 }
 
+static int store_write_locked(struct store *st, store_write_fn fn, void *arg);
+
 int store_write(struct store *st, store_write_fn fn, void *arg)
+{
+	if (st->readonly)
+		return store_err(-EROFS, "%s: the store was opened read-only", st->dir);
+	pthread_mutex_lock(&st->writemu);
+	int r = store_write_locked(st, fn, arg);
+	pthread_mutex_unlock(&st->writemu);
+	return r;
+}
+
+static int store_write_locked(struct store *st, store_write_fn fn, void *arg)
 {
 	struct store_txn *tx;
 	int r, rc;
 
-	if (st->readonly)
-		return store_err(-EROFS, "%s: the store was opened read-only", st->dir);
 	for (int tries = 0; tries < STORE_MAX_RETRIES; tries++) {
 		if ((r = store_begin(st, 1, &tx)) < 0)
 			return r;
@@ -1703,9 +1721,10 @@ int store_job_get(struct store_txn *tx, const char *id, size_t len, struct store
 		return store_err(-ENOENT, "no job '%.*s'", (int)len, id);
 	if (rc)
 		return store_fail(tx, rc, "job");
-	if (d.mv_size != sizeof *j)
+	if (d.mv_size != sizeof *j && d.mv_size != STORE_JOB_V1_SIZE)
 		return store_err(-EIO, "job: corrupt record");
-	memcpy(j, d.mv_data, sizeof *j);
+	memset(j, 0, sizeof *j);
+	memcpy(j, d.mv_data, d.mv_size);
 	j->reason[sizeof j->reason - 1] = '\0';
 	return 0;
 }
@@ -1736,11 +1755,13 @@ int store_job_foreach(struct store_txn *tx, store_job_fn fn, void *arg)
 		struct store_job j;
 		if (k.mv_size < plen || memcmp(k.mv_data, STORE_JOB_PREFIX, plen) != 0)
 			break;
-		if (d.mv_size != sizeof j || k.mv_size == plen || k.mv_size > plen + STORE_JOB_ID_MAX) {
+		if ((d.mv_size != sizeof j && d.mv_size != STORE_JOB_V1_SIZE) || k.mv_size == plen ||
+		    k.mv_size > plen + STORE_JOB_ID_MAX) {
 			r = store_err(-EIO, "job: corrupt record");
 			break;
 		}
-		memcpy(&j, d.mv_data, sizeof j);
+		memset(&j, 0, sizeof j);
+		memcpy(&j, d.mv_data, d.mv_size);
 		j.reason[sizeof j.reason - 1] = '\0';
 		if ((r = fn((const char *)k.mv_data + plen, k.mv_size - plen, &j, arg)))
 			break;

@@ -202,7 +202,15 @@ struct store_job {
 	uint64_t done, total;  /* units */
 	int64_t  queued, started, ended;  /* unix seconds; 0 = not yet */
 	char     reason[STORE_JOB_REASON_MAX]; /* why it failed; NUL-terminated */
+	/* Train and fine-tune jobs (done/total are optimizer steps then); a
+	 * record written before these fields existed reads with them zero. */
+	int32_t  epoch, epochs;  /* the epoch running (from 1), the most; 0 = none */
+	float    loss;           /* the epoch's mean training loss so far; NaN = none */
+	float    eta_s;          /* seconds left while running, as the trainer estimates; < 0 = unknown */
+	int64_t  updated_ms;     /* unix milliseconds of the record; 0 = not given */
 };
+/* The size of a record from before epoch..updated_ms. */
+#define STORE_JOB_V1_SIZE (offsetof(struct store_job, epoch))
 int store_job_put(struct store_txn *tx, const char *id, size_t len, const struct store_job *j);
 int store_job_get(struct store_txn *tx, const char *id, size_t len, struct store_job *j);
 int store_job_del(struct store_txn *tx, const char *id, size_t len);

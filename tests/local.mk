@@ -5,6 +5,11 @@ TESTS += tests/test_store
 tests_test_store_SOURCES = tests/test_store.c tests/test.h
 tests_test_store_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS)
 tests_test_store_LDADD = libstore.la $(LMDB_LIBS) $(SODIUM_LIBS) -lm
+check_PROGRAMS += tests/test_store_writers
+TESTS += tests/test_store_writers
+tests_test_store_writers_SOURCES = tests/test_store_writers.c tests/test.h
+tests_test_store_writers_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS)
+tests_test_store_writers_LDADD = libstore.la $(LMDB_LIBS) $(SODIUM_LIBS) -lpthread -lm
 
 TESTS += tests/store_pseudonym.sh
 EXTRA_DIST += tests/store_pseudonym.sh

@@ -5,8 +5,11 @@
 # submitted over the ring give, read back in 7-byte chunks, exactly the lines
 # the same jobs give through the spool; their states are followed with
 # recctl job until done; a bad job is refused at submit naming its field; an
-# unknown ID is "no job"; a long train job cancelled over the ring ends
-# cancelled and its result says so; without a spool directory job requests
+# unknown ID is "no job"; a long train job reports real progress while it
+# runs (optimizer steps done advancing, of epochs times steps an epoch, an
+# ETA, and epoch and loss in the store's record), and cancelled over the ring
+# ends cancelled and its result says so; recctl job --watch follows a
+# fine-tune to done in plain lines; without a spool directory job requests
 # fail saying so while the other requests work.
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 . "$top_srcdir/tests/spool_lib.sh"
@@ -95,6 +98,46 @@ grep -q "job ID 'a.error'" "$TMP/err" || fail "invalid ID: $(cat "$TMP/err")"
 printf '{"format":1,"type":"train","epochs":1000,"patience":0}' >"$TMP/jobs/train"
 id=$("$RECCTL" run-job "$TMP/jobs/train" 2>"$TMP/err") || fail "run-job train: $(cat "$TMP/err")"
 wait_state "$id" running 60
+# Its progress is real while it runs: optimizer steps done of the most it may
+# take (1000 whole epochs), advancing, with an ETA; the store's record (recctl
+# -d, written about once a second) has the epoch and the training loss too.
+job_num() {
+	"$RECCTL" ${3:+-d "$3"} job --json "$1" | sed -n "s/^ *\"$2\": *\([0-9.e+-]*\).*/\1/p"
+}
+i=0
+until d1=$(job_num "$id" done) && [ "${d1:-0}" -gt 0 ]; do
+	i=$((i + 1))
+	[ "$i" -le 600 ] || fail "train $id: no step done within 60 s: $("$RECCTL" job "$id")"
+	sleep 0.1
+done
+total=$(job_num "$id" total)
+[ "${total:-0}" -ge 1000 ] && [ $((total % 1000)) -eq 0 ] ||
+	fail "train $id: total '$total' is not 1000 epochs of steps: $("$RECCTL" job "$id")"
+# The ETA comes from the pace after the first step: there from the second.
+i=0
+until [ -n "$(job_num "$id" eta_s)" ]; do
+	i=$((i + 1))
+	[ "$i" -le 300 ] || fail "train $id: no ETA while running: $("$RECCTL" job --json "$id")"
+	sleep 0.1
+done
+i=0
+until d2=$(job_num "$id" done) && [ "$d2" -gt "$d1" ]; do
+	i=$((i + 1))
+	[ "$i" -le 300 ] || fail "train $id: progress stuck at $d1 of $total for 30 s"
+	sleep 0.1
+done
+[ "$d2" -lt "$total" ] || fail "train $id: $d2 of $total steps done already"
+i=0
+until [ "$(job_num "$id" epochs "$TMP/state")" = 1000 ] && [ -n "$(job_num "$id" loss "$TMP/state")" ]; do
+	i=$((i + 1))
+	[ "$i" -le 100 ] || fail "train $id: the store's record has no epoch or loss: $("$RECCTL" -d "$TMP/state" job --json "$id")"
+	sleep 0.1
+done
+e=$(job_num "$id" epoch "$TMP/state")
+[ "${e:-0}" -ge 1 ] && [ "$e" -le 1000 ] || fail "train $id: epoch '$e' in the store's record"
+"$RECCTL" -d "$TMP/state" job "$id" | grep -q "^progress .* steps  epoch [0-9]*/1000  loss [0-9.]*" ||
+	fail "train $id: recctl job's progress line: $("$RECCTL" -d "$TMP/state" job "$id")"
+echo "train $id: $d1 then $d2 of $total steps, epoch $e; $("$RECCTL" -d "$TMP/state" job "$id" | grep '^progress')"
 "$RECCTL" cancel "$id" >"$TMP/out" 2>"$TMP/err" || fail "recctl cancel $id: $(cat "$TMP/err")"
 grep -q "cancel requested for $id" "$TMP/out" || fail "cancel: $(cat "$TMP/out")"
 wait_state "$id" cancelled 60
@@ -123,7 +166,14 @@ for u in U00001 U00002 U00003 U00004 U00005 U00006; do
 	done
 done
 printf '{"format":1,"type":"fine-tune","epochs":1,"activate":"never"}' >"$TMP/jobs/ft-never"
-"$RECCTL" run-job --wait "$TMP/jobs/ft-never" >"$TMP/out" 2>"$TMP/err" || fail "fine-tune never: $(cat "$TMP/err")"
+# Followed with recctl job --watch (not a terminal: plain lines), which ends
+# with the job done and every step of its one epoch counted.
+id=$("$RECCTL" run-job "$TMP/jobs/ft-never" 2>"$TMP/err") || fail "run-job fine-tune: $(cat "$TMP/err")"
+"$RECCTL" job --watch "$id" >"$TMP/watch" 2>"$TMP/err" || fail "job --watch $id: $(cat "$TMP/err") $(cat "$TMP/watch")"
+grep -q "^state  *done$" "$TMP/watch" || fail "job --watch $id: $(cat "$TMP/watch")"
+grep -q "^progress  *\[#*\] 100%  \([0-9]*\)/\1 steps$" "$TMP/watch" || fail "job --watch $id: $(cat "$TMP/watch")"
+! grep -q "$(printf '\r')" "$TMP/watch" || fail "job --watch $id drew a bar on a pipe: $(cat -A "$TMP/watch")"
+"$RECCTL" job --result "$id" >"$TMP/out" 2>"$TMP/err" || fail "fine-tune never: $(cat "$TMP/err")"
 grep -q '"activated":false' "$TMP/out" || fail "fine-tune never: $(cat "$TMP/out")"
 grep -q '"activation":"not asked for (activate: never)"' "$TMP/out" || fail "fine-tune never: $(cat "$TMP/out")"
 v1=$(sed -n 's/^{"model":\([0-9]*\),"parent":\([0-9]*\),.*/\1/p' "$TMP/out")

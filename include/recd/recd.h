@@ -159,7 +159,8 @@ struct recd_job_status {
 	unsigned state;              /* enum recd_job_state */
 	char     state_name[16];     /* "queued", "running", "done", "failed", "cancelled" */
 	char     type[16];           /* "recommend", "score", "ingest", "train", "evaluate", "fine-tune" */
-	uint64_t done, total;        /* units: users, requests, events or epochs */
+	uint64_t done, total;        /* units: users, requests or events; optimizer steps for train and
+	                              * fine-tune (total: the most the job may take) */
 	double   elapsed_s;          /* while running; 0 else */
 	double   eta_s;              /* seconds left, < 0 when unknown */
 };
