@@ -9,9 +9,7 @@
  *    (16-byte requests and 24-byte answers, what a ping carries), the
  *    reference a plain socket protocol would give;
  * 4. with -s N > 0: N client threads doing round trips at once (ring only).
- * With -R USERS (a file, one user ID a line) the round trips are
- * recommendations of -k K items (default 10) for those users in turn,
- * through the ring only: bench/run serve.
+ * (Recommendations through the ring: bench/bench_serve.c, bench/run serve.)
  * Prints a human summary, then one JSON object as the last line. */
 #include "config.h"
 
@@ -31,19 +29,6 @@
 #include "recd/recd.h"
 
 #define WINDOW 256
-
-static char **rec_users;      /* -R: recommend for these, in turn */
-static size_t rec_n;
-static int rec_k = 10;
-
-static int one_request(struct recd_conn *c, long i)
-{
-	static __thread struct recd_item items[1000];
-	if (!rec_n)
-		return recd_ping(c);
-	int r = recd_recommend(c, rec_users[(size_t)i % rec_n], rec_k, NULL, items, NULL, NULL);
-	return r < 0 ? r : 0;
-}
 
 static double now_us(void)
 {
@@ -83,12 +68,12 @@ static void ring_rtt(const char *sock, long n, double *p50, double *p99)
 		exit(1);
 	}
 	for (long i = 0; i < n / 10; i++)   /* warm up */
-		if ((r = one_request(c, i)) < 0)
-			die("request", r, c);
+		if ((r = recd_ping(c)) < 0)
+			die("ping", r, c);
 	for (long i = 0; i < n; i++) {
 		double t0 = now_us();
-		if ((r = one_request(c, i)) < 0)
-			die("request", r, c);
+		if ((r = recd_ping(c)) < 0)
+			die("ping", r, c);
 		v[i] = now_us() - t0;
 	}
 	qsort(v, (size_t)n, sizeof *v, cmp_double);
@@ -144,8 +129,8 @@ static void *thr_main(void *arg)
 	}
 	for (long i = 0; i < t->n; i++) {
 		double t0 = now_us();
-		if ((r = one_request(c, i)) < 0)
-			die("request", r, c);
+		if ((r = recd_ping(c)) < 0)
+			die("ping", r, c);
 		t->v[i] = now_us() - t0;
 	}
 	recd_close(c);
@@ -213,30 +198,8 @@ int main(int argc, char **argv)
 	double secs = 1.0, r50, r99, s50, s99;
 	int c;
 
-	while ((c = getopt(argc, argv, "n:t:s:R:k:")) != -1) {
+	while ((c = getopt(argc, argv, "n:t:s:")) != -1) {
 		switch (c) {
-		case 'R': {
-			FILE *f = fopen(optarg, "r");
-			char line[512];
-			if (!f) {
-				perror(optarg);
-				return 1;
-			}
-			while (fgets(line, sizeof line, f) && rec_n < 100000) {
-				line[strcspn(line, "\r\n")] = '\0';
-				if (!*line)
-					continue;
-				rec_users = realloc(rec_users, (rec_n + 1) * sizeof *rec_users);
-				rec_users[rec_n++] = strdup(line);
-			}
-			fclose(f);
-			if (!rec_n) {
-				fprintf(stderr, "%s: no user IDs\n", optarg);
-				return 1;
-			}
-			break;
-		}
-		case 'k': rec_k = atoi(optarg); break;
 		case 'n': n = atol(optarg); break;
 		case 't': secs = atof(optarg); break;
 		case 's': nthreads = atol(optarg); break;
@@ -253,41 +216,6 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	ring_rtt(sock, n, &r50, &r99);
-	if (rec_n) {
-		/* bench/run serve: recommendations through the ring, no reference. */
-		double m50 = 0, m99 = 0;
-		long per = nthreads ? (n / nthreads > 100 ? n / nthreads : 100) : 0;
-		if (nthreads) {
-			pthread_t th[256];
-			struct thr ts[256];
-			double *all = malloc((size_t)(per * nthreads) * sizeof *all);
-			double t0 = now_us();
-			for (long i = 0; i < nthreads; i++) {
-				ts[i].sock = sock;
-				ts[i].n = per;
-				ts[i].v = all + i * per;
-				pthread_create(&th[i], NULL, thr_main, &ts[i]);
-			}
-			for (long i = 0; i < nthreads; i++)
-				pthread_join(th[i], NULL);
-			double el = (now_us() - t0) / 1e6;
-			qsort(all, (size_t)(per * nthreads), sizeof *all, cmp_double);
-			m50 = pct(all, (size_t)(per * nthreads), 0.5);
-			m99 = pct(all, (size_t)(per * nthreads), 0.99);
-			free(all);
-			printf("recommend k=%d, %ld users in turn: 1 client p50 %.1f us p99 %.1f us; "
-			       "%ld clients p50 %.1f us p99 %.1f us, %.0f req/s\n", rec_k, (long)rec_n, r50, r99,
-			       nthreads, m50, m99, (double)(per * nthreads) / el);
-			printf("{\"bench\":\"serve\",\"k\":%d,\"requests\":%ld,\"rtt_p50_us\":%.2f,\"rtt_p99_us\":%.2f,"
-			       "\"clients\":%ld,\"multi_rtt_p50_us\":%.2f,\"multi_rtt_p99_us\":%.2f,\"multi_rps\":%.0f}\n",
-			       rec_k, n, r50, r99, nthreads, m50, m99, (double)(per * nthreads) / el);
-		} else {
-			printf("recommend k=%d, %ld users in turn: p50 %.1f us p99 %.1f us\n", rec_k, (long)rec_n, r50, r99);
-			printf("{\"bench\":\"serve\",\"k\":%d,\"requests\":%ld,\"rtt_p50_us\":%.2f,\"rtt_p99_us\":%.2f,"
-			       "\"clients\":0}\n", rec_k, n, r50, r99);
-		}
-		return 0;
-	}
 	double rthr = ring_pipelined(sock, secs);
 
 	char path[128];

@@ -16,4 +16,18 @@ EXTRA_DIST += bench/run-infer.sh
 check_PROGRAMS += bench/ipc_bin
 bench_ipc_bin_SOURCES = bench/bench_ipc.c
 bench_ipc_bin_LDADD = librecd.la
-EXTRA_DIST += bench/run-ipc.sh bench/run-serve.sh
+EXTRA_DIST += bench/run-ipc.sh
+
+# bench/run serve: recommend and ingest through recd on ML-1M (built by make
+# check, or make bench/serve_bin).
+check_PROGRAMS += bench/serve_bin
+bench_serve_bin_SOURCES = bench/bench_serve.c
+bench_serve_bin_LDADD = librecd.la -lpthread
+EXTRA_DIST += bench/run-serve.sh
+
+# bench/run spool: batch jobs end to end through the spool and the ring
+# (built by make check, or make bench/spool_bin).
+check_PROGRAMS += bench/spool_bin
+bench_spool_bin_SOURCES = bench/bench_spool.c
+bench_spool_bin_LDADD = librecd.la -lpthread
+EXTRA_DIST += bench/run-spool.sh
