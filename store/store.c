@@ -9,6 +9,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include <lmdb.h>
 #include <sodium.h>
 
+#include "store/recent.h"
 #include "store/store.h"
 #include "store/store_int.h"
 
@@ -33,6 +35,7 @@ enum {
 	DBI_EVENT_TEXT, DBI_ITEM_TEXT, DBI_VOCAB, DBI_ENTITY_KEY, DBI_ENTITY,
 	DBI_RELATION_KEY, DBI_RELATION, DBI_KG_OUT, DBI_KG_IN, DBI_ITEM_ENT,
 	DBI_ENT_ITEM, DBI_MODEL, DBI_MODEL_BLOB, DBI_DATASET, DBI_IMPORT,
+	DBI_RECENT,  /* schema 2: absent from a version-1 store until its first append */
 	DBI_COUNT
 };
 
@@ -58,6 +61,7 @@ static const struct { const char *name; unsigned flags; } store_dbs[DBI_COUNT] =
 	[DBI_MODEL_BLOB]   = { "model_blob", MDB_INTEGERKEY },
 	[DBI_DATASET]      = { "dataset", 0 },
 	[DBI_IMPORT]       = { "import", 0 },
+	[DBI_RECENT]       = { "recent", MDB_INTEGERKEY },
 };
 
 /* A process-local cache of external ID -> internal ID.  Mappings never change
@@ -89,6 +93,17 @@ struct store {
 	 * grows the map after that, which must not overlap the next writer's
 	 * use of the caches (recd's workers ingest from several threads). */
 	pthread_mutex_t writemu;
+	/* recent_ok: st->dbi[DBI_RECENT] is open in the environment.  While it is
+	 * not (a version-1 store), each transaction checks whether its snapshot
+	 * has the table (another process may have made it) and opens it first.
+	 * LMDB lets mdb_dbi_open run in one transaction of a process at a time:
+	 * dbimu is held from that call until its transaction ends. */
+	atomic_int recent_ok;
+	pthread_mutex_t dbimu;
+	/* The index of the recent table (recent.h), shared by this process's
+	 * readers; rimu guards it.  Lock order: maplock, then rimu. */
+	pthread_mutex_t rimu;
+	struct recent_index ri;
 };
 
 struct store_txn {
@@ -103,6 +118,12 @@ struct store_txn {
 	uint32_t ev_last_user;
 	uint8_t ev_last_rec[STORE_EVENT_REC_LEN];
 	int ev_last_valid;
+	int has_recent;       /* DBI_RECENT is usable in this txn */
+	int holds_dbimu;      /* this write txn opened DBI_RECENT: st->dbimu held until it ends */
+	MDB_dbi new_recent;   /* ... and this is the handle */
+	int rr_state;         /* read txns: 0 = range not read yet, 1 = table empty, 2 = rr_first..rr_last */
+	uint64_t rr_first, rr_last;
+	MDB_cursor *rc_cur;   /* write txns: appends to DBI_RECENT */
 };
 
 static __thread char store_errbuf[512];
@@ -365,6 +386,7 @@ static int store_init_dbs_txn(struct store *st, int want_pseudo, int create)
 	int rc, r = 0;
 	unsigned flags = create ? 0 : MDB_RDONLY;
 
+	st->dbi[DBI_RECENT] = 0;
 	for (int tries = 0;; tries++) {
 		rc = mdb_txn_begin(st->env, NULL, flags, &txn);
 		if (rc != MDB_MAP_RESIZED || tries > 3)
@@ -375,6 +397,8 @@ static int store_init_dbs_txn(struct store *st, int want_pseudo, int create)
 		return store_err(store_rc(rc), "%s: cannot begin a transaction: %s", st->dir, mdb_strerror(rc));
 	for (int i = 0; i < DBI_COUNT; i++) {
 		rc = mdb_dbi_open(txn, store_dbs[i].name, store_dbs[i].flags | (create ? MDB_CREATE : 0), &st->dbi[i]);
+		if (rc == MDB_NOTFOUND && i == DBI_RECENT)
+			continue;   /* a version-1 store: made by its first append */
 		if (rc == MDB_NOTFOUND && !create) {
 			r = store_err(-ENOENT, "%s: not a recd store (import data first, or check -d)", st->dir);
 			goto out;
@@ -401,10 +425,10 @@ static int store_init_dbs_txn(struct store *st, int want_pseudo, int create)
 		r = store_err(store_rc(rc), "%s: cannot read the schema version: %s", st->dir, mdb_strerror(rc));
 		goto out;
 	}
-	if (schema != STORE_SCHEMA_VERSION) {
-		r = store_err(-EPROTO, "%s: the store has schema version %llu, this recd reads version %u "
+	if (schema < STORE_SCHEMA_MIN || schema > STORE_SCHEMA_VERSION) {
+		r = store_err(-EPROTO, "%s: the store has schema version %llu, this recd reads versions %u to %u "
 		              "(export with the recd that wrote it, or import again into a new state directory)",
-		              st->dir, (unsigned long long)schema, STORE_SCHEMA_VERSION);
+		              st->dir, (unsigned long long)schema, STORE_SCHEMA_MIN, STORE_SCHEMA_VERSION);
 		goto out;
 	}
 	rc = meta_get_u64(txn, st->dbi[DBI_META], "pseudonymise", &mode);
@@ -420,7 +444,11 @@ static int store_init_dbs_txn(struct store *st, int want_pseudo, int create)
 	st->pseudonymise = (int)mode;
 	/* Committing (even a read txn) keeps the database handles for the env. */
 	rc = mdb_txn_commit(txn);
-	return rc ? store_err(store_rc(rc), "%s: cannot initialise: %s", st->dir, mdb_strerror(rc)) : 0;
+	if (rc)
+		return store_err(store_rc(rc), "%s: cannot initialise: %s", st->dir, mdb_strerror(rc));
+	if (st->dbi[DBI_RECENT])
+		atomic_store(&st->recent_ok, 1);
+	return 0;
 out:
 	mdb_txn_abort(txn);
 	return r;
@@ -449,6 +477,9 @@ int store_open(struct store **out, const char *dir, const struct store_options *
 	pthread_rwlock_init(&st->maplock, &la);
 	pthread_rwlockattr_destroy(&la);
 	pthread_mutex_init(&st->writemu, NULL);
+	pthread_mutex_init(&st->dbimu, NULL);
+	pthread_mutex_init(&st->rimu, NULL);
+	recent_index_init(&st->ri);
 	if (!st->readonly && mkdir(dir, 0750) < 0 && errno != EEXIST) {
 		r = store_err(-errno, "%s: cannot create the state directory: %s", dir, strerror(errno));
 		goto fail;
@@ -486,6 +517,8 @@ fail:
 		mdb_env_close(st->env);
 	pthread_rwlock_destroy(&st->maplock);
 	pthread_mutex_destroy(&st->writemu);
+	pthread_mutex_destroy(&st->dbimu);
+	pthread_mutex_destroy(&st->rimu);
 	free(st->dir);
 	free(st);
 	return r;
@@ -497,8 +530,11 @@ void store_close(struct store *st)
 		return;
 	mdb_env_close(st->env);
 	store_caches_clear(st);
+	recent_index_free(&st->ri);
 	pthread_rwlock_destroy(&st->maplock);
 	pthread_mutex_destroy(&st->writemu);
+	pthread_mutex_destroy(&st->dbimu);
+	pthread_mutex_destroy(&st->rimu);
 	sodium_memzero(st->user_key, sizeof st->user_key);
 	free(st->dir);
 	free(st);
@@ -509,6 +545,36 @@ int store_pseudonymised(const struct store *st) { return st->pseudonymise; }
 struct store *store_txn_store(struct store_txn *tx) { return tx->st; }
 
 /* --- transactions ------------------------------------------------------ */
+
+/* Opens DBI_RECENT, which another process has made since this one opened
+ * the store (see recent_ok).  Called with maplock held shared and no
+ * transaction of this thread open that needs the handle. */
+static void store_recent_probe(struct store *st)
+{
+	MDB_txn *txn;
+	MDB_dbi dbi;
+
+	pthread_mutex_lock(&st->dbimu);
+	if (!atomic_load(&st->recent_ok) && mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) == 0) {
+		if (mdb_dbi_open(txn, store_dbs[DBI_RECENT].name, store_dbs[DBI_RECENT].flags, &dbi) == 0 &&
+		    mdb_txn_commit(txn) == 0) {
+			st->dbi[DBI_RECENT] = dbi;
+			atomic_store(&st->recent_ok, 1);
+		} else {
+			mdb_txn_abort(txn);  /* a no-op after a failed commit */
+		}
+	}
+	pthread_mutex_unlock(&st->dbimu);
+}
+
+/* Whether txn's snapshot holds DBI_RECENT, asked of the main database (its
+ * keys are the named databases' names): no handle needed. */
+static int store_recent_exists(MDB_txn *txn)
+{
+	MDB_dbi main;
+	MDB_val k = { 6, "recent" }, d;
+	return mdb_dbi_open(txn, NULL, 0, &main) == 0 && mdb_get(txn, main, &k, &d) == 0;
+}
 
 static int store_begin(struct store *st, int write, struct store_txn **out)
 {
@@ -521,7 +587,22 @@ static int store_begin(struct store *st, int write, struct store_txn **out)
 	tx->write = write;
 	for (int tries = 0;; tries++) {
 		pthread_rwlock_rdlock(&st->maplock);
+		/* Read before the txn starts: then the handle predates it. */
+		tx->has_recent = atomic_load(&st->recent_ok);
 		rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, &tx->txn);
+		if (rc == 0 && !tx->has_recent && store_recent_exists(tx->txn)) {
+			/* Made by another process: open it, then start again.  Never
+			 * go on without it: the snapshot's recent events would be
+			 * missing. */
+			mdb_txn_abort(tx->txn);
+			if (tries > 3) {
+				rc = MDB_BAD_DBI;
+				break;
+			}
+			store_recent_probe(st);
+			pthread_rwlock_unlock(&st->maplock);
+			continue;
+		}
 		/* Another process grew the map: adopt its size and try again. */
 		if (rc != MDB_MAP_RESIZED || tries > 3)
 			break;
@@ -550,7 +631,11 @@ void store_txn_end(struct store_txn *tx)
 		return;
 	if (tx->ev_cur)
 		mdb_cursor_close(tx->ev_cur);
+	if (tx->rc_cur)
+		mdb_cursor_close(tx->rc_cur);
 	mdb_txn_abort(tx->txn);
+	if (tx->holds_dbimu)
+		pthread_mutex_unlock(&tx->st->dbimu);
 	pthread_rwlock_unlock(&tx->st->maplock);
 	free(tx);
 }
@@ -598,9 +683,21 @@ static int store_write_locked(struct store *st, store_write_fn fn, void *arg)
 			mdb_cursor_close(tx->ev_cur);
 			tx->ev_cur = NULL;
 		}
+		if (tx->rc_cur) {
+			mdb_cursor_close(tx->rc_cur);
+			tx->rc_cur = NULL;
+		}
 		if (r == 0) {
 			rc = mdb_txn_commit(tx->txn);
 			int full = tx->map_full || rc == MDB_MAP_FULL;
+			if (tx->holds_dbimu) {
+				/* The handle outlives a committed txn: later txns may use it. */
+				if (rc == 0) {
+					st->dbi[DBI_RECENT] = tx->new_recent;
+					atomic_store(&st->recent_ok, 1);
+				}
+				pthread_mutex_unlock(&st->dbimu);
+			}
 			pthread_rwlock_unlock(&st->maplock);
 			free(tx);
 			if (rc == 0)
@@ -612,6 +709,8 @@ static int store_write_locked(struct store *st, store_write_fn fn, void *arg)
 		} else {
 			int full = tx->map_full;
 			mdb_txn_abort(tx->txn);
+			if (tx->holds_dbimu)
+				pthread_mutex_unlock(&st->dbimu);
 			pthread_rwlock_unlock(&st->maplock);
 			free(tx);
 			store_caches_clear(st);
@@ -932,7 +1031,7 @@ int store_item_get(struct store_txn *tx, uint32_t id, struct store_item *it)
 
 /* --- events ------------------------------------------------------------ */
 
-static int store_seq_next(struct store_txn *tx, uint32_t *seq)
+static int store_seq_next(struct store_txn *tx, uint64_t *seq)
 {
 	if (!tx->seq_loaded) {
 		int rc = meta_get_u64(tx->txn, tx->st->dbi[DBI_META], "seq", &tx->seq);
@@ -942,10 +1041,7 @@ static int store_seq_next(struct store_txn *tx, uint32_t *seq)
 			return store_fail(tx, rc, "meta seq");
 		tx->seq_loaded = 1;
 	}
-	/* Only the low 32 bits are kept in the record: they order events that
-	 * share a user and a timestamp, which wrap-around could only misorder
-	 * for events 2^32 arrivals apart with the same timestamp. */
-	*seq = (uint32_t)tx->seq++;
+	*seq = tx->seq++;
 	tx->seq_dirty = 1;
 	return 0;
 }
@@ -956,32 +1052,70 @@ static void store_event_key(uint8_t key[STORE_EVENT_KEY_LEN], uint32_t user, con
 	memcpy(key + 4, rec, 12);
 }
 
+/* What store_event_add and store_event_append share: the checks, the
+ * sequence number (*arrival: all 64 bits) and the record. */
+static int store_event_prepare(struct store_txn *tx, uint32_t user, const struct store_event *ev,
+                               const char *text, size_t text_len, struct store_event *e,
+                               uint8_t rec[STORE_EVENT_REC_LEN], uint64_t *arrival)
+{
+	int r;
+
+	if ((r = store_need_write(tx)) < 0)
+		return r;
+	*e = *ev;
+	if (user == 0 || user == STORE_NONE || e->item == 0 || e->item == STORE_NONE)
+		return store_err(-EINVAL, "event with no user or item");
+	if (text && text_len > STORE_TEXT_MAX_LEN)
+		return store_err(-E2BIG, "event text of %zu bytes exceeds %u", text_len, STORE_TEXT_MAX_LEN);
+	if ((e->flags & STORE_EV_LOC) && !(isfinite(e->lat) && isfinite(e->lon) && fabsf(e->lat) <= 90 && fabsf(e->lon) <= 180))
+		return store_err(-EINVAL, "event location %g,%g is not a valid latitude,longitude", e->lat, e->lon);
+	if ((e->flags & STORE_EV_VALUE) && !isfinite(e->value))
+		return store_err(-EINVAL, "event value is not a finite number");
+	if ((r = store_seq_next(tx, arrival)) < 0)
+		return r;
+	/* Only the low 32 bits are kept in the record: they order events that
+	 * share a user and a timestamp, which wrap-around could only misorder
+	 * for events 2^32 arrivals apart with the same timestamp. */
+	e->seq = (uint32_t)*arrival;
+	if (text)
+		e->flags |= STORE_EV_TEXT;
+	else
+		e->flags &= (uint8_t)~STORE_EV_TEXT;
+	store_event_encode(rec, e);
+	return 0;
+}
+
+/* The event's text, keyed by (user, ts, seq): the same wherever the record
+ * is, so compaction leaves it alone. */
+static int store_event_put_text(struct store_txn *tx, uint32_t user, const struct store_event *e,
+                                const uint8_t rec[STORE_EVENT_REC_LEN], const char *text, size_t text_len)
+{
+	uint8_t key[STORE_EVENT_KEY_LEN];
+	int rc;
+
+	store_event_key(key, user, rec);
+	MDB_val tk = { sizeof key, key }, td = { text_len, (void *)text };
+	if ((rc = mdb_put(tx->txn, tx->st->dbi[DBI_EVENT_TEXT], &tk, &td, 0)))
+		return store_fail(tx, rc, "event_text");
+	uint32_t item = e->item;
+	MDB_val ik = { sizeof item, &item }, id = { sizeof key, key };
+	if ((rc = mdb_put(tx->txn, tx->st->dbi[DBI_ITEM_TEXT], &ik, &id, MDB_NODUPDATA)) && rc != MDB_KEYEXIST)
+		return store_fail(tx, rc, "item_text");
+	return 0;
+}
+
 int store_event_add(struct store_txn *tx, uint32_t user, struct store_event *ev,
                     const char *text, size_t text_len)
 {
 	struct store *st = tx->st;
 	uint8_t rec[STORE_EVENT_REC_LEN];
-	struct store_event e = *ev;
+	struct store_event e;
+	uint64_t arrival;
 	MDB_val k = { sizeof user, &user }, d = { sizeof rec, rec };
 	int r, rc;
 
-	if ((r = store_need_write(tx)) < 0)
+	if ((r = store_event_prepare(tx, user, ev, text, text_len, &e, rec, &arrival)) < 0)
 		return r;
-	if (user == 0 || user == STORE_NONE || e.item == 0 || e.item == STORE_NONE)
-		return store_err(-EINVAL, "event with no user or item");
-	if (text && text_len > STORE_TEXT_MAX_LEN)
-		return store_err(-E2BIG, "event text of %zu bytes exceeds %u", text_len, STORE_TEXT_MAX_LEN);
-	if ((e.flags & STORE_EV_LOC) && !(isfinite(e.lat) && isfinite(e.lon) && fabsf(e.lat) <= 90 && fabsf(e.lon) <= 180))
-		return store_err(-EINVAL, "event location %g,%g is not a valid latitude,longitude", e.lat, e.lon);
-	if ((e.flags & STORE_EV_VALUE) && !isfinite(e.value))
-		return store_err(-EINVAL, "event value is not a finite number");
-	if ((r = store_seq_next(tx, &e.seq)) < 0)
-		return r;
-	if (text)
-		e.flags |= STORE_EV_TEXT;
-	else
-		e.flags &= (uint8_t)~STORE_EV_TEXT;
-	store_event_encode(rec, &e);
 	if (!tx->ev_cur && (rc = mdb_cursor_open(tx->txn, st->dbi[DBI_EVENTS], &tx->ev_cur)))
 		return store_fail(tx, rc, "events");
 	/* Events mostly arrive in time order per user: then the record goes at
@@ -1012,40 +1146,300 @@ int store_event_add(struct store_txn *tx, uint32_t user, struct store_event *ev,
 	} else {
 		tx->ev_last_valid = 0;
 	}
-	if (text) {
-		uint8_t key[STORE_EVENT_KEY_LEN];
-		store_event_key(key, user, rec);
-		MDB_val tk = { sizeof key, key }, td = { text_len, (void *)text };
-		if ((rc = mdb_put(tx->txn, st->dbi[DBI_EVENT_TEXT], &tk, &td, 0)))
-			return store_fail(tx, rc, "event_text");
-		MDB_val ik = { sizeof e.item, &e.item }, id = { sizeof key, key };
-		if ((rc = mdb_put(tx->txn, st->dbi[DBI_ITEM_TEXT], &ik, &id, MDB_NODUPDATA)) && rc != MDB_KEYEXIST)
-			return store_fail(tx, rc, "item_text");
-	}
+	if (text && (r = store_event_put_text(tx, user, &e, rec, text, text_len)) < 0)
+		return r;
 	ev->seq = e.seq;
 	ev->flags = e.flags;
 	return 0;
 }
 
+/* Makes DBI_RECENT in a version-1 store, in this write txn (which then
+ * holds dbimu until it ends: see struct store), and marks the store
+ * version 2 in the same txn. */
+static int store_recent_create(struct store_txn *tx)
+{
+	struct store *st = tx->st;
+	MDB_dbi dbi;
+	int rc;
+
+	pthread_mutex_lock(&st->dbimu);
+	tx->holds_dbimu = 1;
+	if ((rc = mdb_dbi_open(tx->txn, store_dbs[DBI_RECENT].name, store_dbs[DBI_RECENT].flags | MDB_CREATE, &dbi)))
+		return store_fail(tx, rc, "recent");
+	if ((rc = meta_put_u64(tx->txn, st->dbi[DBI_META], "schema", STORE_SCHEMA_VERSION)))
+		return store_fail(tx, rc, "meta schema");
+	tx->new_recent = dbi;
+	tx->has_recent = 1;
+	return 0;
+}
+
+static MDB_dbi store_recent_dbi(const struct store_txn *tx)
+{
+	return tx->holds_dbimu ? tx->new_recent : tx->st->dbi[DBI_RECENT];
+}
+
+int store_event_append(struct store_txn *tx, uint32_t user, struct store_event *ev,
+                       const char *text, size_t text_len)
+{
+	uint8_t val[STORE_RECENT_VAL_LEN];
+	struct store_event e;
+	uint64_t arrival;
+	int r, rc;
+
+	if ((r = store_event_prepare(tx, user, ev, text, text_len, &e, val + 4, &arrival)) < 0)
+		return r;
+	if (!tx->has_recent && (r = store_recent_create(tx)) < 0)
+		return r;
+	if (!tx->rc_cur && (rc = mdb_cursor_open(tx->txn, store_recent_dbi(tx), &tx->rc_cur)))
+		return store_fail(tx, rc, "recent");
+	memcpy(val, &user, 4);
+	/* Arrival numbers only grow: every append goes at the end of the table,
+	 * onto the page the previous one filled. */
+	MDB_val k = { sizeof arrival, &arrival }, d = { sizeof val, val };
+	rc = mdb_cursor_put(tx->rc_cur, &k, &d, MDB_APPEND);
+	if (rc == MDB_KEYEXIST)
+		return store_err(-EIO, "recent: arrival %llu is not past the table's last (corrupt meta seq?)",
+		                 (unsigned long long)arrival);
+	if (rc)
+		return store_fail(tx, rc, "recent");
+	if (text && (r = store_event_put_text(tx, user, &e, val + 4, text, text_len)) < 0)
+		return r;
+	ev->seq = e.seq;
+	ev->flags = e.flags;
+	return 0;
+}
+
+/* --- the recent table, as readers see it ---------------------------------- */
+
+/* [first, last] of the recent table in tx's snapshot: 0, or 1 when it is
+ * empty (or absent).  Read txns keep the answer: their snapshot is fixed. */
+static int recent_range(struct store_txn *tx, uint64_t *first, uint64_t *last)
+{
+	MDB_cursor *c;
+	MDB_val k, d;
+	int rc;
+
+	if (!tx->has_recent)
+		return 1;
+	if (tx->write || !tx->rr_state) {
+		if ((rc = mdb_cursor_open(tx->txn, store_recent_dbi(tx), &c)))
+			return store_fail(tx, rc, "recent");
+		rc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
+		if (rc == 0 && k.mv_size == 8) {
+			memcpy(&tx->rr_first, k.mv_data, 8);
+			rc = mdb_cursor_get(c, &k, &d, MDB_LAST);
+			if (rc == 0 && k.mv_size == 8)
+				memcpy(&tx->rr_last, k.mv_data, 8);
+		}
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND)
+			tx->rr_state = 1;
+		else if (rc)
+			return store_fail(tx, rc, "recent");
+		else if (k.mv_size != 8)
+			return store_err(-EIO, "recent: corrupt key");
+		else
+			tx->rr_state = 2;
+	}
+	if (tx->rr_state == 1)
+		return 1;
+	*first = tx->rr_first;
+	*last = tx->rr_last;
+	return 0;
+}
+
+/* Walks the recent table of tx's snapshot from arrival `from` to `last`;
+ * fn(arrival, user, rec) returning non-zero stops the walk and is returned. */
+typedef int (*recent_walk_fn)(uint64_t arrival, uint32_t user, const uint8_t *rec, void *arg);
+static int recent_walk(struct store_txn *tx, uint64_t from, uint64_t last, recent_walk_fn fn, void *arg)
+{
+	MDB_cursor *c;
+	MDB_val k = { sizeof from, &from }, d;
+	int rc, r = 0;
+
+	if ((rc = mdb_cursor_open(tx->txn, store_recent_dbi(tx), &c)))
+		return store_fail(tx, rc, "recent");
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		uint64_t a;
+		uint32_t user;
+		if (k.mv_size != 8 || d.mv_size != STORE_RECENT_VAL_LEN) {
+			r = store_err(-EIO, "recent: corrupt record");
+			break;
+		}
+		memcpy(&a, k.mv_data, 8);
+		if (a > last)
+			break;
+		memcpy(&user, d.mv_data, 4);
+		if ((r = fn(a, user, (const uint8_t *)d.mv_data + 4, arg)))
+			break;
+	}
+	mdb_cursor_close(c);
+	if (r)
+		return r;
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_fail(tx, rc, "recent");
+}
+
+static int recent_index_fill(uint64_t arrival, uint32_t user, const uint8_t *rec, void *arg)
+{
+	return recent_index_add(arg, arrival, user, rec) < 0 ? store_err(-ENOMEM, "out of memory") : 0;
+}
+
+struct recent_scan {
+	uint32_t user;
+	uint8_t *recs;   /* STORE_EVENT_REC_LEN each */
+	size_t n, cap;
+};
+
+static int recent_scan_one(uint64_t arrival, uint32_t user, const uint8_t *rec, void *arg)
+{
+	struct recent_scan *sc = arg;
+	(void)arrival;
+	if (user != sc->user)
+		return 0;
+	if (sc->n == sc->cap) {
+		size_t nc = sc->cap ? sc->cap * 2 : 16;
+		uint8_t *p = realloc(sc->recs, nc * STORE_EVENT_REC_LEN);
+		if (!p)
+			return store_err(-ENOMEM, "out of memory");
+		sc->recs = p;
+		sc->cap = nc;
+	}
+	memcpy(sc->recs + sc->n++ * STORE_EVENT_REC_LEN, rec, STORE_EVENT_REC_LEN);
+	return 0;
+}
+
+static int rec_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, STORE_EVENT_REC_LEN);
+}
+
+/* The user's recent records in tx's snapshot, in (ts, seq) order: *total of
+ * them, and with max > 0 the last min(max, *total) in *recs (malloc'd,
+ * STORE_EVENT_REC_LEN each; NULL when none), *got of them.
+ *
+ * Read txns go through the index (recent.h), under rimu: a snapshot whose
+ * table starts at first prunes what lies below (compacted since), extends
+ * the index from its own snapshot up to its last arrival, and uses the
+ * entries up to that.  A snapshot older than the index's horizon (it began
+ * before a compaction that a newer reader has seen), and every write txn
+ * (its appends are not committed), scans the table itself instead. */
+static int recent_user(struct store_txn *tx, uint32_t user, size_t max, uint8_t **recs,
+                       size_t *got, size_t *total)
+{
+	struct store *st = tx->st;
+	uint64_t first, last;
+	int r = recent_range(tx, &first, &last);
+
+	*recs = NULL;
+	*got = *total = 0;
+	if (r)
+		return r < 0 ? r : 0;
+	if (!tx->write) {
+		struct recent_index *ri = &st->ri;
+		pthread_mutex_lock(&st->rimu);
+		if (first >= ri->horizon) {
+			if (first > ri->horizon)
+				recent_index_prune(ri, first);
+			if (ri->next <= last) {
+				if ((r = recent_walk(tx, ri->next, last, recent_index_fill, ri)) < 0) {
+					recent_index_reset(ri, first);
+					pthread_mutex_unlock(&st->rimu);
+					return r;
+				}
+				ri->next = last + 1;
+			}
+			const struct recent_list *l = recent_index_find(ri, user);
+			size_t n = 0, t = 0, room = l ? (max < l->n ? max : l->n) : 0;
+			uint8_t *out = room ? malloc(room * STORE_EVENT_REC_LEN) : NULL;
+			if (room && !out) {
+				pthread_mutex_unlock(&st->rimu);
+				return store_err(-ENOMEM, "out of memory");
+			}
+			if (l && l->max_arrival <= last && room == 0) {
+				t = l->n;
+			} else if (l) {
+				/* From the end, skipping what is newer than this snapshot;
+				 * fill out[] from its end, then slide to the front. */
+				for (uint32_t j = l->n; j > 0; j--) {
+					const struct recent_ent *e = &l->e[j - 1];
+					if (e->arrival > last)
+						continue;
+					t++;
+					if (n < room) {
+						memcpy(out + (room - 1 - n) * STORE_EVENT_REC_LEN, e->rec, STORE_EVENT_REC_LEN);
+						n++;
+					}
+				}
+				if (n < room)
+					memmove(out, out + (room - n) * STORE_EVENT_REC_LEN, n * STORE_EVENT_REC_LEN);
+			}
+			pthread_mutex_unlock(&st->rimu);
+			if (!n) {
+				free(out);
+				out = NULL;
+			}
+			*recs = out;
+			*got = n;
+			*total = t;
+			return 0;
+		}
+		pthread_mutex_unlock(&st->rimu);
+	}
+	struct recent_scan sc = { user, NULL, 0, 0 };
+	if ((r = recent_walk(tx, first, last, recent_scan_one, &sc)) < 0) {
+		free(sc.recs);
+		return r;
+	}
+	if (sc.n > 1)
+		qsort(sc.recs, sc.n, STORE_EVENT_REC_LEN, rec_cmp);
+	size_t n = max < sc.n ? max : sc.n;
+	if (n < sc.n)
+		memmove(sc.recs, sc.recs + (sc.n - n) * STORE_EVENT_REC_LEN, n * STORE_EVENT_REC_LEN);
+	if (!n) {
+		free(sc.recs);
+		sc.recs = NULL;
+	}
+	*recs = sc.recs;
+	*got = n;
+	*total = sc.n;
+	return 0;
+}
+
+/* --- events: readers -------------------------------------------------------- */
+
 int store_events_last(struct store_txn *tx, uint32_t user, size_t n, struct store_event *out, size_t *got)
 {
 	MDB_cursor *c;
 	MDB_val k = { sizeof user, &user }, d;
-	size_t i = 0;
-	int rc;
+	uint8_t *rr;
+	size_t i = 0, nr, total;
+	int rc, r;
 
-	if ((rc = mdb_cursor_open(tx->txn, tx->st->dbi[DBI_EVENTS], &c)))
+	if ((r = recent_user(tx, user, n, &rr, &nr, &total)) < 0)
+		return r;
+	if ((rc = mdb_cursor_open(tx->txn, tx->st->dbi[DBI_EVENTS], &c))) {
+		free(rr);
 		return store_fail(tx, rc, "events");
+	}
 	rc = mdb_cursor_get(c, &k, &d, MDB_SET_KEY);
 	if (rc == 0)
 		rc = mdb_cursor_get(c, &k, &d, MDB_LAST_DUP);
-	/* Walk backwards, filling out[] from its end, then slide to the front. */
-	while (rc == 0 && i < n) {
-		store_event_decode(&out[n - 1 - i], d.mv_data);
+	/* Walk both backwards, newest first, filling out[] from its end, then
+	 * slide to the front.  have: d holds the list's next record. */
+	int have = rc == 0;
+	while (i < n && (have || nr > 0)) {
+		if (nr > 0 && (!have || memcmp(rr + (nr - 1) * STORE_EVENT_REC_LEN, d.mv_data, STORE_EVENT_REC_LEN) > 0)) {
+			nr--;
+			store_event_decode(&out[n - 1 - i], rr + nr * STORE_EVENT_REC_LEN);
+		} else {
+			store_event_decode(&out[n - 1 - i], d.mv_data);
+			rc = mdb_cursor_get(c, &k, &d, MDB_PREV_DUP);
+			have = rc == 0;
+		}
 		i++;
-		rc = mdb_cursor_get(c, &k, &d, MDB_PREV_DUP);
 	}
 	mdb_cursor_close(c);
+	free(rr);
 	if (rc && rc != MDB_NOTFOUND)
 		return store_fail(tx, rc, "events");
 	if (i < n && i)
@@ -1054,75 +1448,208 @@ int store_events_last(struct store_txn *tx, uint32_t user, size_t n, struct stor
 	return 0;
 }
 
-/* Walks the duplicates of the cursor's current key a page at a time.  d
- * holds the record the cursor was positioned on: for a key with a single
- * record MDB_GET_MULTIPLE succeeds without touching d, and that record is
- * the whole list. */
+static int store_emit_recs(uint32_t user, const uint8_t *recs, size_t n, store_event_fn fn, void *arg)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct store_event ev;
+		store_event_decode(&ev, recs + i * STORE_EVENT_REC_LEN);
+		int r = fn(user, &ev, arg);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* Walks the duplicates of the cursor's current key a page at a time, with
+ * the user's recent records recs[0..nr) (in order) merged in.  d holds the
+ * record the cursor was positioned on: for a key with a single record
+ * MDB_GET_MULTIPLE succeeds without touching d, and that record is the
+ * whole list. */
 static int store_events_walk_key(struct store_txn *tx, MDB_cursor *c, uint32_t user, MDB_val d,
-                                 store_event_fn fn, void *arg)
+                                 const uint8_t *recs, size_t nr, store_event_fn fn, void *arg)
 {
 	MDB_val k;
-	int rc = mdb_cursor_get(c, &k, &d, MDB_GET_MULTIPLE);
+	size_t ri = 0;
+	int r, rc = mdb_cursor_get(c, &k, &d, MDB_GET_MULTIPLE);
 	while (rc == 0) {
 		const uint8_t *p = d.mv_data;
 		for (size_t off = 0; off + STORE_EVENT_REC_LEN <= d.mv_size; off += STORE_EVENT_REC_LEN) {
 			struct store_event ev;
+			size_t m = ri;
+			while (m < nr && memcmp(recs + m * STORE_EVENT_REC_LEN, p + off, STORE_EVENT_REC_LEN) < 0)
+				m++;
+			if (m > ri && (r = store_emit_recs(user, recs + ri * STORE_EVENT_REC_LEN, m - ri, fn, arg)))
+				return r;
+			ri = m;
 			store_event_decode(&ev, p + off);
-			int r = fn(user, &ev, arg);
-			if (r)
+			if ((r = fn(user, &ev, arg)))
 				return r;
 		}
 		rc = mdb_cursor_get(c, &k, &d, MDB_NEXT_MULTIPLE);
 	}
-	return rc == MDB_NOTFOUND ? 0 : store_fail(tx, rc, "events");
+	if (rc != MDB_NOTFOUND)
+		return store_fail(tx, rc, "events");
+	return ri < nr ? store_emit_recs(user, recs + ri * STORE_EVENT_REC_LEN, nr - ri, fn, arg) : 0;
 }
 
 int store_events_foreach(struct store_txn *tx, uint32_t user, store_event_fn fn, void *arg)
 {
 	MDB_cursor *c;
 	MDB_val k = { sizeof user, &user }, d;
+	uint8_t *rr;
+	size_t nr, total;
 	int rc, r;
 
-	if ((rc = mdb_cursor_open(tx->txn, tx->st->dbi[DBI_EVENTS], &c)))
+	if ((r = recent_user(tx, user, SIZE_MAX, &rr, &nr, &total)) < 0)
+		return r;
+	if ((rc = mdb_cursor_open(tx->txn, tx->st->dbi[DBI_EVENTS], &c))) {
+		free(rr);
 		return store_fail(tx, rc, "events");
+	}
 	rc = mdb_cursor_get(c, &k, &d, MDB_SET_KEY);
 	if (rc == MDB_NOTFOUND)
-		r = 0;
+		r = store_emit_recs(user, rr, nr, fn, arg);
 	else if (rc)
 		r = store_fail(tx, rc, "events");
 	else
-		r = store_events_walk_key(tx, c, user, d, fn, arg);
+		r = store_events_walk_key(tx, c, user, d, rr, nr, fn, arg);
 	mdb_cursor_close(c);
+	free(rr);
 	return r;
+}
+
+/* Every recent entry of a snapshot, to be sorted by (user, record). */
+struct recent_all {
+	struct recent_all_ent { uint32_t user; uint8_t rec[STORE_EVENT_REC_LEN]; } *e;
+	size_t n, cap;
+};
+
+static int recent_all_one(uint64_t arrival, uint32_t user, const uint8_t *rec, void *arg)
+{
+	struct recent_all *ra = arg;
+	(void)arrival;
+	if (ra->n == ra->cap) {
+		size_t nc = ra->cap ? ra->cap * 2 : 256;
+		struct recent_all_ent *p = realloc(ra->e, nc * sizeof *p);
+		if (!p)
+			return store_err(-ENOMEM, "out of memory");
+		ra->e = p;
+		ra->cap = nc;
+	}
+	ra->e[ra->n].user = user;
+	memcpy(ra->e[ra->n].rec, rec, STORE_EVENT_REC_LEN);
+	ra->n++;
+	return 0;
+}
+
+static int recent_all_cmp(const void *a, const void *b)
+{
+	const struct recent_all_ent *x = a, *y = b;
+	if (x->user != y->user)
+		return x->user < y->user ? -1 : 1;
+	return memcmp(x->rec, y->rec, STORE_EVENT_REC_LEN);
+}
+
+/* The whole recent table of tx's snapshot, sorted by (user, record): the
+ * same order compaction writes in.  *out is malloc'd (NULL when empty). */
+static int recent_all_sorted(struct store_txn *tx, struct recent_all *out)
+{
+	struct recent_all ra = { NULL, 0, 0 };
+	uint64_t first, last;
+	int r = recent_range(tx, &first, &last);
+
+	if (r == 0 && (r = recent_walk(tx, first, last, recent_all_one, &ra)) < 0) {
+		free(ra.e);
+		return r;
+	}
+	if (r < 0)
+		return r;
+	if (ra.n > 1)
+		qsort(ra.e, ra.n, sizeof *ra.e, recent_all_cmp);
+	*out = ra;
+	return 0;
+}
+
+/* Calls fn for the recent records of one user that start at ra->e[*at];
+ * *at moves past them.  The records of one user are contiguous. */
+static int recent_user_slice(const struct recent_all *ra, size_t *at, uint8_t **recs, size_t *n)
+{
+	size_t i = *at, j = i;
+	uint32_t user = ra->e[i].user;
+	while (j < ra->n && ra->e[j].user == user)
+		j++;
+	uint8_t *p = malloc((j - i) * STORE_EVENT_REC_LEN);
+	if (!p)
+		return store_err(-ENOMEM, "out of memory");
+	for (size_t m = i; m < j; m++)
+		memcpy(p + (m - i) * STORE_EVENT_REC_LEN, ra->e[m].rec, STORE_EVENT_REC_LEN);
+	*recs = p;
+	*n = j - i;
+	*at = j;
+	return 0;
 }
 
 int store_events_foreach_all(struct store_txn *tx, store_event_fn fn, void *arg)
 {
+	struct recent_all ra;
 	MDB_cursor *c;
 	MDB_val k, d;
+	size_t at = 0;
 	int rc, r = 0;
 
-	if ((rc = mdb_cursor_open(tx->txn, tx->st->dbi[DBI_EVENTS], &c)))
+	if ((r = recent_all_sorted(tx, &ra)) < 0)
+		return r;
+	if ((rc = mdb_cursor_open(tx->txn, tx->st->dbi[DBI_EVENTS], &c))) {
+		free(ra.e);
 		return store_fail(tx, rc, "events");
+	}
+	/* Users in id order: those of the users' lists and those only in the
+	 * recent table, merged. */
 	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &d, MDB_NEXT_NODUP)) {
 		uint32_t user;
+		uint8_t *recs = NULL;
+		size_t nr = 0;
 		memcpy(&user, k.mv_data, sizeof user);
-		if ((r = store_events_walk_key(tx, c, user, d, fn, arg)))
+		while (!r && at < ra.n && ra.e[at].user < user) {
+			uint32_t only = ra.e[at].user;
+			if ((r = recent_user_slice(&ra, &at, &recs, &nr)) == 0)
+				r = store_emit_recs(only, recs, nr, fn, arg);
+			free(recs);
+			recs = NULL;
+		}
+		if (!r && at < ra.n && ra.e[at].user == user)
+			r = recent_user_slice(&ra, &at, &recs, &nr);
+		if (!r)
+			r = store_events_walk_key(tx, c, user, d, recs, nr, fn, arg);
+		free(recs);
+		if (r)
 			break;
 	}
 	mdb_cursor_close(c);
-	if (r)
-		return r;
-	return rc == MDB_NOTFOUND ? 0 : store_fail(tx, rc, "events");
+	if (!r && rc != MDB_NOTFOUND)
+		r = store_fail(tx, rc, "events");
+	while (!r && at < ra.n) {
+		uint8_t *recs = NULL;
+		size_t nr = 0;
+		uint32_t only = ra.e[at].user;
+		if ((r = recent_user_slice(&ra, &at, &recs, &nr)) == 0)
+			r = store_emit_recs(only, recs, nr, fn, arg);
+		free(recs);
+	}
+	free(ra.e);
+	return r;
 }
 
 int store_events_count(struct store_txn *tx, uint32_t user, size_t *n)
 {
 	MDB_cursor *c;
 	MDB_val k = { sizeof user, &user }, d;
-	size_t cnt = 0;
-	int rc;
+	uint8_t *rr;
+	size_t cnt = 0, nr, total;
+	int rc, r;
 
+	if ((r = recent_user(tx, user, 0, &rr, &nr, &total)) < 0)
+		return r;
 	if ((rc = mdb_cursor_open(tx->txn, tx->st->dbi[DBI_EVENTS], &c)))
 		return store_fail(tx, rc, "events");
 	rc = mdb_cursor_get(c, &k, &d, MDB_SET_KEY);
@@ -1131,7 +1658,7 @@ int store_events_count(struct store_txn *tx, uint32_t user, size_t *n)
 	mdb_cursor_close(c);
 	if (rc && rc != MDB_NOTFOUND)
 		return store_fail(tx, rc, "events");
-	*n = cnt;
+	*n = cnt + total;
 	return 0;
 }
 
@@ -1799,6 +2326,12 @@ int store_counts(struct store_txn *tx, struct store_counts *c)
 		uint64_t v = s.ms_entries;
 		memcpy((char *)&out + map[i].off, &v, sizeof v);
 	}
+	if (tx->has_recent) {
+		if ((rc = mdb_stat(tx->txn, store_recent_dbi(tx), &s)))
+			return store_fail(tx, rc, "recent");
+		out.recent = s.ms_entries;
+		out.events += out.recent;
+	}
 	mdb_env_info(tx->st->env, &info);
 	out.map_bytes = info.me_mapsize;
 	snprintf(path, sizeof path, "%s/data.mdb", tx->st->dir);
@@ -1806,4 +2339,140 @@ int store_counts(struct store_txn *tx, struct store_counts *c)
 		out.file_bytes = (uint64_t)sb.st_blocks * 512;
 	*c = out;
 	return 0;
+}
+
+/* --- compaction ------------------------------------------------------------ */
+
+int store_recent_info(struct store_txn *tx, struct store_recent_info *info)
+{
+	struct store_recent_info o = { 0, 0, 0 };
+	uint64_t first, last;
+	int r = recent_range(tx, &first, &last);
+
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		MDB_stat s;
+		int rc = mdb_stat(tx->txn, store_recent_dbi(tx), &s);
+		if (rc)
+			return store_fail(tx, rc, "recent");
+		o.events = s.ms_entries;
+		o.first = first;
+		o.last = last;
+	}
+	*info = o;
+	return 0;
+}
+
+struct compact_txn {
+	size_t max;
+	uint64_t upto;
+	struct recent_all ra;   /* the oldest entries, then sorted by (user, record) */
+};
+
+static int compact_collect(uint64_t arrival, uint32_t user, const uint8_t *rec, void *arg)
+{
+	struct compact_txn *ct = arg;
+	if (arrival > ct->upto || ct->ra.n >= ct->max)
+		return 1;   /* enough: stops the walk */
+	return recent_all_one(arrival, user, rec, &ct->ra);
+}
+
+/* Puts one user's records (sorted) into its list: those past the list's last
+ * record go at its end without a search. */
+static int compact_user(struct store_txn *tx, MDB_cursor *c, uint32_t user,
+                        const struct recent_all_ent *e, size_t n)
+{
+	uint8_t last[STORE_EVENT_REC_LEN];
+	MDB_val k = { sizeof user, &user }, d;
+	int has_last = 0;
+	int rc = mdb_cursor_get(c, &k, &d, MDB_SET_KEY);
+
+	if (rc == 0)
+		rc = mdb_cursor_get(c, &k, &d, MDB_LAST_DUP);
+	if (rc == 0 && d.mv_size == STORE_EVENT_REC_LEN) {
+		memcpy(last, d.mv_data, sizeof last);
+		has_last = 1;
+	} else if (rc && rc != MDB_NOTFOUND) {
+		return store_fail(tx, rc, "events");
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned flags = !has_last || memcmp(e[i].rec, last, sizeof last) > 0 ? MDB_APPENDDUP : 0;
+		MDB_val pk = { sizeof user, &user }, pd = { STORE_EVENT_REC_LEN, (void *)e[i].rec };
+		rc = mdb_cursor_put(c, &pk, &pd, flags);
+		if (rc == MDB_KEYEXIST && flags) {
+			pd = (MDB_val){ STORE_EVENT_REC_LEN, (void *)e[i].rec };
+			rc = mdb_cursor_put(c, &pk, &pd, 0);
+		}
+		if (rc)
+			return store_fail(tx, rc, "events");
+	}
+	return 0;
+}
+
+static int compact_fn(struct store_txn *tx, void *arg)
+{
+	struct compact_txn *ct = arg;
+	MDB_dbi rdbi = store_recent_dbi(tx);
+	MDB_cursor *c;
+	MDB_stat s;
+	uint64_t first, last;
+	int r, rc;
+
+	ct->ra.n = 0;   /* a retry after map growth starts over */
+	if ((r = recent_range(tx, &first, &last)))
+		return r < 0 ? r : 0;
+	if ((r = recent_walk(tx, first, last, compact_collect, ct)) < 0)
+		return r;
+	r = 0;   /* 1: the walk stopped at max or upto */
+	if (!ct->ra.n)
+		return 0;
+	if (ct->ra.n > 1)
+		qsort(ct->ra.e, ct->ra.n, sizeof *ct->ra.e, recent_all_cmp);
+	/* By user, then record: each user's pages are touched once. */
+	if ((rc = mdb_cursor_open(tx->txn, tx->st->dbi[DBI_EVENTS], &c)))
+		return store_fail(tx, rc, "events");
+	for (size_t i = 0; i < ct->ra.n && r == 0;) {
+		size_t j = i;
+		while (j < ct->ra.n && ct->ra.e[j].user == ct->ra.e[i].user)
+			j++;
+		r = compact_user(tx, c, ct->ra.e[i].user, &ct->ra.e[i], j - i);
+		i = j;
+	}
+	mdb_cursor_close(c);
+	if (r)
+		return r;
+	/* They were the table's first ra.n entries. */
+	if ((rc = mdb_stat(tx->txn, rdbi, &s)))
+		return store_fail(tx, rc, "recent");
+	if (s.ms_entries == ct->ra.n) {
+		if ((rc = mdb_drop(tx->txn, rdbi, 0)))
+			return store_fail(tx, rc, "recent");
+		return 0;
+	}
+	if ((rc = mdb_cursor_open(tx->txn, rdbi, &c)))
+		return store_fail(tx, rc, "recent");
+	for (size_t i = 0; i < ct->ra.n && rc == 0; i++) {
+		MDB_val k, d;
+		if ((rc = mdb_cursor_get(c, &k, &d, MDB_FIRST)) == 0)
+			rc = mdb_cursor_del(c, 0);
+	}
+	mdb_cursor_close(c);
+	return rc ? store_fail(tx, rc, "recent") : 0;
+}
+
+int store_compact(struct store *st, size_t max_events, uint64_t upto, size_t *moved)
+{
+	struct compact_txn ct = { max_events, upto, { NULL, 0, 0 } };
+	int r;
+
+	if (max_events == 0) {
+		*moved = 0;
+		return 0;
+	}
+	r = store_write(st, compact_fn, &ct);
+	if (r == 0)
+		*moved = ct.ra.n;
+	free(ct.ra.e);
+	return r;
 }

@@ -13,7 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 1u
+/* Version 2 added the "recent" table (real-time appends, store_event_append).
+ * This code reads versions 1 and 2.  A version-1 store opens and works as it
+ * is; it becomes version 2 in the transaction of its first append, so that a
+ * recd that reads only version 1 refuses it rather than miss those events.
+ * New stores are version 2. */
+#define STORE_SCHEMA_VERSION 2u
+#define STORE_SCHEMA_MIN     1u   /* the oldest version this code reads */
 #define STORE_ID_MAX_LEN     255   /* longest external user/item/entity ID */
 #define STORE_TEXT_MAX_LEN   (1u << 20) /* longest title/text/attribute blob */
 #define STORE_USER_KEY_LEN   32    /* BLAKE2b-256 pseudonym of a user ID */
@@ -104,9 +110,18 @@ struct store_event {
 
 /* Inserts in time order: out-of-order arrivals land where their ts puts them.
  * text (may be NULL) is attached to the event and indexed under its item.
- * On success ev->seq holds the assigned tie-break. */
+ * On success ev->seq holds the assigned tie-break.  Each event goes into its
+ * user's list: cheap for a bulk import (one user's events after another),
+ * about one page written per event when the users are random. */
 int store_event_add(struct store_txn *tx, uint32_t user, struct store_event *ev,
                     const char *text, size_t text_len);
+/* The same event, checked the same way, appended to the store's table of
+ * recent events instead (a few pages per thousand events, whatever the
+ * users): for real-time ingest.  Every reader below sees it at once, in its
+ * place in the user's time order; store_compact() later moves it into the
+ * user's list. */
+int store_event_append(struct store_txn *tx, uint32_t user, struct store_event *ev,
+                       const char *text, size_t text_len);
 /* The last n events of a user, oldest first, into out[0..*got).  One cursor scan. */
 int store_events_last(struct store_txn *tx, uint32_t user, size_t n,
                       struct store_event *out, size_t *got);
@@ -117,6 +132,9 @@ int store_events_foreach(struct store_txn *tx, uint32_t user, store_event_fn fn,
 /* All users in id order, each user's events in time order. */
 int store_events_foreach_all(struct store_txn *tx, store_event_fn fn, void *arg);
 int store_events_count(struct store_txn *tx, uint32_t user, size_t *n);
+/* Readers see the users' lists and the recent table as one: a read costs two
+ * cursor operations more while the recent table is empty, and a lookup in a
+ * per-process index of it otherwise (rebuilt lazily from the table). */
 int store_event_text(struct store_txn *tx, uint32_t user, const struct store_event *ev,
                      const char **text, size_t *len);
 
@@ -220,9 +238,27 @@ int store_job_foreach(struct store_txn *tx, store_job_fn fn, void *arg);
 
 struct store_counts {
 	uint64_t users, items, events, entities, relations, triples, models, datasets;
+	uint64_t recent;      /* of events: those still in the recent table */
 	uint64_t file_bytes;  /* data.mdb size on disk */
 	uint64_t map_bytes;   /* current map size */
 };
 int store_counts(struct store_txn *tx, struct store_counts *c);
+
+/* --- compaction ---------------------------------------------------------- */
+/* The recent table in tx's snapshot: how many events, and the first and last
+ * arrival numbers (the 64-bit event sequence, which only grows; first = last
+ * = 0 when empty). */
+struct store_recent_info {
+	uint64_t events;
+	uint64_t first, last;
+};
+int store_recent_info(struct store_txn *tx, struct store_recent_info *info);
+/* Moves up to max_events of the oldest recent events, those with arrival
+ * numbers up to upto (UINT64_MAX: any), into their users' lists, in one
+ * durable write transaction; *moved gets how many.  Readers see the same
+ * events before, during and after.  The time it takes grows with the number
+ * of distinct users moved: callers that must not hold the writer long pass a
+ * few thousand and call again. */
+int store_compact(struct store *st, size_t max_events, uint64_t upto, size_t *moved);
 
 #endif

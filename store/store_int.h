@@ -19,6 +19,12 @@
  *   model       u32 version -> struct store_model_rec;  model_blob u32 -> bytes
  *   dataset     name -> JSON text
  *   import      32-byte source identity -> struct store_import_progress
+ *   recent      u64 arrival -> u32 user + 32-byte event record   (schema 2)
+ *               real-time appends (store_event_append), keyed by the event's
+ *               full 64-bit sequence (meta "seq": only grows, never reused),
+ *               so appends go at the end and compaction (store_compact)
+ *               removes the oldest: the table's keys are always every
+ *               appended arrival in [first, last] of its snapshot.
  * Internal IDs of users, items, entities, relations and model versions start
  * at 1: 0 is free for "none" and for the model's padding position.
  */
@@ -34,6 +40,7 @@
 
 #define STORE_EVENT_REC_LEN 32
 #define STORE_EVENT_KEY_LEN 16
+#define STORE_RECENT_VAL_LEN (4 + STORE_EVENT_REC_LEN)  /* user (host order), record */
 
 /* Event record: the first 12 bytes sort as (ts, seq) under memcmp, so LMDB's
  * duplicate ordering is time order.

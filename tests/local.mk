@@ -10,6 +10,12 @@ TESTS += tests/test_store_writers
 tests_test_store_writers_SOURCES = tests/test_store_writers.c tests/test.h
 tests_test_store_writers_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS)
 tests_test_store_writers_LDADD = libstore.la $(LMDB_LIBS) $(SODIUM_LIBS) -lpthread -lm
+# The recent table (real-time appends) and compaction, against a model.
+check_PROGRAMS += tests/test_store_recent
+TESTS += tests/test_store_recent
+tests_test_store_recent_SOURCES = tests/test_store_recent.c tests/test.h
+tests_test_store_recent_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS)
+tests_test_store_recent_LDADD = libstore.la $(LMDB_LIBS) $(SODIUM_LIBS) -lpthread -lm
 
 TESTS += tests/store_pseudonym.sh
 EXTRA_DIST += tests/store_pseudonym.sh
