@@ -5,6 +5,8 @@
 #                          [--patience N] [--threads N] [--valid-users N] [--maxlen T]
 #                          [--block preln|sasrec] [--windows random|last] [--dropout P]
 #                          [--attn-dropout P] [--beta2 B] [--clip N] [--positions first|last]
+#                          [--init scaled|torch] [--lr X] [--lr-min X] [--warmup N] [--batch N]
+#                          [--seed N]
 # (each passed to recctl train; see recctl(1)).
 # Default data: ../shared/data/ml-1m/ml1m_sasrec_style.txt (the 5-core file).
 # The last line printed is one JSON object.  Installs nothing.
@@ -17,6 +19,7 @@ fi
 data=$here/../shared/data/ml-1m/ml1m_sasrec_style.txt
 preset=small epochs=100 patience=10 threads=2 valid=0 maxlen= block= windows= dropout=
 attn= beta2= clip= positions=
+extra=   # further recctl train options, each "--name value" (no blanks in values)
 while [ $# -gt 0 ]; do
 	case $1 in
 	--data) data=$2; shift 2 ;;
@@ -33,6 +36,9 @@ while [ $# -gt 0 ]; do
 	--beta2) beta2=$2; shift 2 ;;
 	--clip) clip=$2; shift 2 ;;
 	--positions) positions=$2; shift 2 ;;
+	--init|--lr|--lr-min|--warmup|--batch|--seed)
+		[ $# -ge 2 ] || { echo "run-quality.sh: $1 needs a value" >&2; exit 2; }
+		extra="$extra $1 $2"; shift 2 ;;
 	*) echo "run-quality.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -48,7 +54,7 @@ trap 'rm -rf "$tmp"' EXIT
 	--threads "$threads" --valid-users "$valid" ${maxlen:+--maxlen "$maxlen"} \
 	${block:+--block "$block"} ${windows:+--windows "$windows"} ${dropout:+--dropout "$dropout"} \
 	${attn:+--attn-dropout "$attn"} ${beta2:+--beta2 "$beta2"} ${clip:+--clip "$clip"} \
-	${positions:+--positions "$positions"} 2>&1 >"$tmp/train.json" ||
+	${positions:+--positions "$positions"} $extra 2>&1 >"$tmp/train.json" ||
 	echo "run-quality.sh: recctl train failed" >&2; } | tee "$tmp/train.log" >&2
 grep -q '"test"' "$tmp/train.json" || { echo "run-quality.sh: training failed (see above)" >&2; exit 1; }
 "$RECCTL" -d "$tmp/st" --json eval --protocol both --threads "$threads" >"$tmp/eval.json"

@@ -159,6 +159,10 @@ static void train_usage(FILE *f)
 	        "  --patience N       stop after N validations without improvement (default 10; 0 never)\n"
 	        "  --batch N          sequences per step (default 128)\n"
 	        "  --lr X             peak learning rate (default 0.001)\n"
+	        "  --lr-min X         decay to X along a cosine over the epochs (default: constant)\n"
+	        "  --warmup N         raise the rate linearly over the first N steps (default 0)\n"
+	        "  --init S           initialisation: scaled (GPT-2's, default) or torch (PyTorch's\n"
+	        "                     module defaults, as SASRec+'s code trains)\n"
 	        "  --beta2 B          Adam's second-moment decay, 0 to 0.99999 (default 0.98)\n"
 	        "  --clip N           clip the gradient's global norm to N; 0: no clipping (default 1)\n"
 	        "  --seed N           batch order, dropout and initialisation (default 1)\n"
@@ -174,7 +178,7 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 {
 	enum { O_PRESET = 256, O_DIM, O_BLOCKS, O_HEADS, O_MAXLEN, O_DROPOUT, O_FEATURES, O_EPOCHS,
 	       O_PATIENCE, O_BATCH, O_LR, O_SEED, O_VALID, O_THREADS, O_JSON, O_EVAL_EVERY, O_WINDOWS, O_BLOCK,
-	       O_POSITIONS, O_ATTN_DROPOUT, O_BETA2, O_CLIP };
+	       O_POSITIONS, O_ATTN_DROPOUT, O_BETA2, O_CLIP, O_LR_MIN, O_WARMUP, O_INIT };
 	static const struct option opts[] = {
 		{ "preset", required_argument, NULL, O_PRESET },   { "dim", required_argument, NULL, O_DIM },
 		{ "blocks", required_argument, NULL, O_BLOCKS },   { "heads", required_argument, NULL, O_HEADS },
@@ -188,6 +192,8 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 		{ "block", required_argument, NULL, O_BLOCK },     { "positions", required_argument, NULL, O_POSITIONS },
 		{ "attn-dropout", required_argument, NULL, O_ATTN_DROPOUT },
 		{ "beta2", required_argument, NULL, O_BETA2 },     { "clip", required_argument, NULL, O_CLIP },
+		{ "lr-min", required_argument, NULL, O_LR_MIN },   { "warmup", required_argument, NULL, O_WARMUP },
+		{ "init", required_argument, NULL, O_INIT },
 		{ "help", no_argument, NULL, 'h' },                { NULL, 0, NULL, 0 },
 	};
 	struct seqrec_config cfg;
@@ -203,6 +209,7 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 	long v, threads = 0;
 	double x;
 	int c, r, status = RECCTL_EXIT_FAIL, attn_set = 0;
+	double lr_min = -1;   /* --lr-min; < 0: the rate stays constant */
 	const char *preset = "small";
 
 	/* The preset first, so the other options override it in any order. */
@@ -237,6 +244,16 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 			attn_set = 1;
 			break;
 		case O_BETA2:    bad = opt_float("train", "--beta2", optarg, 0, 0.99999, &x); to.optim.beta2 = (float)x; break;
+		case O_LR_MIN:   bad = opt_float("train", "--lr-min", optarg, 0, 1, &x); lr_min = x; break;
+		case O_WARMUP:   bad = recctl_parse_long("train", "--warmup", optarg, 0, 1000000, &v); to.optim.warmup = (int)v; break;
+		case O_INIT:
+			if ((r = seqrec_init_by_name(optarg)) < 0) {
+				recctl_err("train: --init: '%s' is not scaled or torch", optarg);
+				bad = 1;
+			} else {
+				to.init = (enum seqrec_init_scheme)r;
+			}
+			break;
 		case O_CLIP:     bad = opt_float("train", "--clip", optarg, 0, 1e6, &x); to.optim.clip = (float)x; break;
 		case O_SEED:     bad = recctl_parse_long("train", "--seed", optarg, 0, 0x7fffffff, &v); to.seed = (uint64_t)v; break;
 		case O_VALID:    bad = recctl_parse_long("train", "--valid-users", optarg, 0, 100000000, &v); to.valid_users = (uint32_t)v; break;
@@ -280,6 +297,11 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 	}
 	if (attn_follows && !attn_set)
 		cfg.attn_dropout = cfg.dropout;
+	if (lr_min > to.optim.lr) {
+		recctl_err("train: --lr-min %g is above the peak rate --lr %g", lr_min, (double)to.optim.lr);
+		return RECCTL_EXIT_USAGE;
+	}
+	to.optim.lr_min = lr_min >= 0 ? (float)lr_min : to.optim.lr;
 	if (recctl_open_store(ctl, &st, 0) < 0)
 		return RECCTL_EXIT_FAIL;
 	if (model_kern((int)threads, &k) < 0)
@@ -297,14 +319,15 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 		recctl_err("train: cannot create the model: %s", strerror(-r));
 		goto out;
 	}
-	seqrec_init(m, to.seed, 0.02f);  /* N(0, 0.02): Xavier did no better on ML-1M */
+	seqrec_init_scheme(m, to.seed, 0.02f, to.init);  /* N(0, 0.02): Xavier did no better on ML-1M */
 	if (!ctl->quiet)
 		fprintf(stderr, "training %s: C=%d L=%d heads=%d T=%d dropout=%.2f attention dropout=%.2f %s blocks, "
-		        "positions from %s, %s windows, Adam beta2 %g, clip %g on %u users, "
-		        "%llu events, %d items, %d threads\n",
+		        "positions from %s, %s windows, %s init, lr %g to %g (warm-up %d steps), Adam beta2 %g, clip %g "
+		        "on %u users, %llu events, %d items, %d threads\n",
 		        preset, cfg.C, cfg.L, cfg.NH, cfg.T, cfg.dropout, cfg.attn_dropout,
 		        cfg.block == SEQREC_BLOCK_SASREC ? "sasrec" : "preln", cfg.pos == SEQREC_POS_FIRST ? "first" : "last",
-		        to.windows ? "random" : "last", (double)to.optim.beta2, (double)to.optim.clip, data->nusers,
+		        to.windows ? "random" : "last", seqrec_init_name(to.init), (double)to.optim.lr,
+		        (double)to.optim.lr_min, to.optim.warmup, (double)to.optim.beta2, (double)to.optim.clip, data->nusers,
 		        (unsigned long long)data->nevents, cfg.V - 1, k->threads);
 	struct train_view tv = { isatty(STDERR_FILENO), ctl->quiet };
 	to.progress = train_progress;

@@ -363,6 +363,25 @@ void seqrec_free(struct seqrec *m)
 
 void seqrec_init(struct seqrec *m, uint64_t seed, float std)
 {
+	seqrec_init_scheme(m, seed, std, SEQREC_INIT_SCALED);
+}
+
+const char *seqrec_init_name(enum seqrec_init_scheme scheme)
+{
+	return scheme == SEQREC_INIT_TORCH ? "torch" : "scaled";
+}
+
+int seqrec_init_by_name(const char *name)
+{
+	if (!strcmp(name, "scaled"))
+		return SEQREC_INIT_SCALED;
+	if (!strcmp(name, "torch"))
+		return SEQREC_INIT_TORCH;
+	return -ENOENT;
+}
+
+void seqrec_init_scheme(struct seqrec *m, uint64_t seed, float std, enum seqrec_init_scheme scheme)
+{
 	const struct seqrec_config *c = &m->cfg;
 	uint64_t s = seed;
 	float proj_std = std / sqrtf(2.0f * (float)c->L);
@@ -385,7 +404,13 @@ void seqrec_init(struct seqrec *m, uint64_t seed, float std)
 			size_t cols = !strcmp(t->name, "fcprojw") ? (size_t)c->F : (size_t)c->C;
 			size_t rows = t->n / cols / (t->off < first_block ? 1 : (size_t)c->L);
 			sd = sqrtf(2.0f / (float)(rows + cols));
-		} else if (!strcmp(t->name, "attprojw") || !strcmp(t->name, "fcprojw")) {
+		} else if (scheme == SEQREC_INIT_TORCH && !strcmp(t->name, "qkvw")) {
+			/* Xavier-uniform over (3C, C): U(-b, b), b = sqrt(6 / (3C + C)) */
+			float b = sqrtf(6.0f / (4.0f * (float)c->C));
+			for (size_t j = 0; j < t->n; j++)
+				w[j] = b * (float)(2.0 * (double)(seqrec_mix64(&s) >> 11) * 0x1p-53 - 1.0);
+			continue;
+		} else if (scheme == SEQREC_INIT_SCALED && (!strcmp(t->name, "attprojw") || !strcmp(t->name, "fcprojw"))) {
 			sd = proj_std;
 		} else {
 			sd = std;  /* weight matrices, embedding tables */

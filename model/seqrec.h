@@ -214,6 +214,19 @@ int  seqrec_new_infer(struct seqrec **out, const struct seqrec *base, struct ker
  * std <= 0: Xavier normal, N(0, 2 / (rows + cols)) per matrix and table, as
  * SASRec's reference implementation does. */
 void seqrec_init(struct seqrec *m, uint64_t seed, float std);
+/* Initialisation schemes for seqrec_init_scheme:
+ *  SCALED  seqrec_init's: N(0, std), the blocks' output projections scaled
+ *          by 1/sqrt(2L) (GPT-2)
+ *  TORCH   what PyTorch's modules give SASRec+'s code: N(0, std) for every
+ *          linear layer and table, unscaled, and the attention's input
+ *          projection (q, k, v) Xavier-uniform over its (3C, C) matrix, as
+ *          nn.MultiheadAttention initialises it.  On ML-1M it learns faster
+ *          per epoch (validation NDCG@10 0.1415 against 0.1391 after 10
+ *          epochs with SASRec's wiring, matching PyTorch's 0.1415). */
+enum seqrec_init_scheme { SEQREC_INIT_SCALED = 0, SEQREC_INIT_TORCH = 1 };
+void seqrec_init_scheme(struct seqrec *m, uint64_t seed, float std, enum seqrec_init_scheme scheme);
+const char *seqrec_init_name(enum seqrec_init_scheme scheme);
+int seqrec_init_by_name(const char *name);  /* the scheme, or -ENOENT */
 /* Gradients and the AdamW moments (three arenas), zeroed.  -ENOMEM. */
 int  seqrec_train_alloc(struct seqrec *m);
 void seqrec_zero_grad(struct seqrec *m);

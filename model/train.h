@@ -88,6 +88,8 @@ struct seqrec_train_opts {
 	const uint32_t *users;      /* train on these users only (indices into the data, */
 	uint32_t nusers;            /* e.g. those with new events when fine-tuning); NULL = all */
 	int neg_popular;            /* sampled softmax: draw negatives by popularity, log-Q corrected; 0 = uniform */
+	enum seqrec_init_scheme init; /* for the caller's seqrec_init_scheme (the trainer starts from
+	                             * the parameters it is given); default SEQREC_INIT_SCALED */
 	int windows;                /* a user with more than T training events: 0 = always their last T
 	                             * (SASRec's and SASRec+'s code), 1 = a window ending at a point drawn
 	                             * each epoch from (seed, epoch, user), so early history is trained

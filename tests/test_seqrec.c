@@ -430,6 +430,67 @@ static void test_checkpoints(struct kern *k)
 
 /* A few steps on one batch lower its loss (the optimizer moves downhill),
  * and the presets are valid. */
+/* The initialisation schemes: scaled keeps N(0, std) with the blocks'
+ * output projections at std / sqrt(2L); torch leaves them at std and draws
+ * the attention's input projection from U(-b, b), b = sqrt(6 / 4C).  The
+ * checks are on sample moments of tensors of thousands of entries. */
+static void tensor_moments(const struct seqrec *m, const char *name, double *sd, double *absmax)
+{
+	for (int i = 0; i < m->ntensors; i++) {
+		const struct seqrec_tensor *t = &m->tensors[i];
+		if (strcmp(t->name, name))
+			continue;
+		double s2 = 0, mx = 0;
+		for (size_t j = 0; j < t->n; j++) {
+			double v = m->param_mem[t->off + j];
+			s2 += v * v;
+			mx = fabs(v) > mx ? fabs(v) : mx;
+		}
+		*sd = sqrt(s2 / (double)t->n);
+		*absmax = mx;
+		return;
+	}
+	CHECK(!"no such tensor");
+}
+
+static void test_init_schemes(struct kern *k)
+{
+	struct seqrec_config c = tiny_config();
+	c.C = 32; c.NH = 2; c.L = 4; c.F = 64; c.V = 300;
+	struct seqrec *m;
+	double sd, mx, b = sqrt(6.0 / (4.0 * c.C));
+	CHECK_OK(seqrec_new(&m, &c, k, 2));
+
+	seqrec_init_scheme(m, 5, 0.02f, SEQREC_INIT_SCALED);
+	tensor_moments(m, "qkvw", &sd, &mx);
+	CHECK(fabs(sd - 0.02) < 0.002);
+	tensor_moments(m, "attprojw", &sd, &mx);
+	CHECK(fabs(sd - 0.02 / sqrt(2.0 * c.L)) < 0.001);
+	tensor_moments(m, "fcprojw", &sd, &mx);
+	CHECK(fabs(sd - 0.02 / sqrt(2.0 * c.L)) < 0.001);
+
+	seqrec_init_scheme(m, 5, 0.02f, SEQREC_INIT_TORCH);
+	tensor_moments(m, "qkvw", &sd, &mx);
+	CHECK(mx <= b + 1e-6 && mx > 0.95 * b);          /* uniform: fills (-b, b) */
+	CHECK(fabs(sd - b / sqrt(3.0)) < 0.05 * b);       /* its standard deviation */
+	tensor_moments(m, "attprojw", &sd, &mx);
+	CHECK(fabs(sd - 0.02) < 0.002);
+	tensor_moments(m, "fcprojw", &sd, &mx);
+	CHECK(fabs(sd - 0.02) < 0.002);
+	tensor_moments(m, "wte", &sd, &mx);
+	CHECK(fabs(sd - 0.02) < 0.002);
+	CHECK(m->param_mem[m->params.wte - m->param_mem] == 0.0f);  /* padding row */
+	tensor_moments(m, "ln1w", &sd, &mx);
+	CHECK(sd == 1.0 && mx == 1.0);
+
+	CHECK_EQ(seqrec_init_by_name("torch"), SEQREC_INIT_TORCH);
+	CHECK_EQ(seqrec_init_by_name("scaled"), SEQREC_INIT_SCALED);
+	CHECK_EQ(seqrec_init_by_name("xavier"), -ENOENT);
+	CHECK(!strcmp(seqrec_init_name(SEQREC_INIT_TORCH), "torch"));
+	seqrec_free(m);
+	printf("initialisation schemes: ok (torch qkv bound %.4f)\n", b);
+}
+
 static void test_training_steps(struct kern *k)
 {
 	struct seqrec_config c = tiny_config();
@@ -488,6 +549,7 @@ int main(void)
 	test_repr_events(k);
 	test_checkpoints(k);
 	test_training_steps(k);
+	test_init_schemes(k);
 	kern_free(k);
 	printf("ok\n");
 	return 0;

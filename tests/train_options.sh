@@ -29,12 +29,17 @@ bad --clip --clip ''
 bad --attn-dropout --attn-dropout 0.95
 bad --attn-dropout --attn-dropout nan
 bad --attn-dropout --attn-dropout 0.1x
+bad --init --init xavier
+bad --lr-min --lr-min -1
+bad --lr-min --lr-min 0.01   # above the peak rate (0.001)
+bad --warmup --warmup -3
+bad --warmup --warmup 1x
 "$RECCTL" -d "$st" models 2>&1 | grep -q "^no model trained yet" ||
 	fail "a refused train stored a model: $("$RECCTL" -d "$st" models 2>&1)"
 
 # The help lists the options.
 "$RECCTL" train --help >"$TMP/help"
-for o in --beta2 --clip --attn-dropout; do
+for o in --beta2 --clip --attn-dropout --init --lr-min --warmup; do
 	grep -q -- "$o" "$TMP/help" || fail "train --help does not mention $o"
 done
 
@@ -51,6 +56,11 @@ grep -q "dropout=0.30 attention dropout=0.00" "$TMP/err" || fail "large preset's
 	fail "train with good options: $(cat "$TMP/err")"
 grep -q "attention dropout=0.20" "$TMP/err" || fail "settings line: $(head -n 1 "$TMP/err")"
 grep -q "Adam beta2 0.999, clip 0 " "$TMP/err" || fail "settings line: $(head -n 1 "$TMP/err")"
+# the initialisation and the schedule reach the settings line too
+# shellcheck disable=SC2086
+"$RECCTL" -d "$st" train $tiny --init torch --lr 0.002 --lr-min 0.0001 --warmup 2 >/dev/null 2>"$TMP/err2" ||
+	fail "train --init torch: $(cat "$TMP/err2")"
+grep -q "torch init, lr 0.002 to 0.0001 (warm-up 2 steps)" "$TMP/err2" || fail "settings line: $(head -n 1 "$TMP/err2")"
 grep -q '"version": *2' "$TMP/out" || fail "train --json: $(cat "$TMP/out")"
 "$RECCTL" -d "$st" eval --model 2 >"$TMP/eval" 2>&1 || fail "eval of version 2: $(cat "$TMP/eval")"
 grep -q "HR@10" "$TMP/eval" || fail "eval of version 2: $(cat "$TMP/eval")"
