@@ -933,7 +933,7 @@ static int jobs_ingest_fn(struct store_txn *tx, void *arg)
 	}
 	if (r < 0 && r != -ENOENT)
 		return r;
-	if ((r = import_events_apply(tx, t->b, t->uids)) < 0)
+	if ((r = import_events_apply(tx, t->b, IMPORT_EVENTS_APPEND, t->uids)) < 0)
 		return r;
 	memset(&p, 0, sizeof p);
 	p.units_done = import_events_count(t->b);

@@ -121,11 +121,13 @@ int import_events_add(struct import_events *b, const struct import_ev_text f[IMP
 	return 0;
 }
 
-int import_events_apply(struct store_txn *tx, const struct import_events *b, uint32_t *uids)
+int import_events_apply(struct store_txn *tx, const struct import_events *b,
+                        enum import_events_mode mode, uint32_t *uids)
 {
+	const struct imp_str *last_user = NULL;
+	uint32_t uid = 0;
 	for (size_t i = 0; i < b->n; i++) {
-		uint32_t uid;
-		int rc = import_apply_event(tx, &b->recs[i], &uid);
+		int rc = import_apply_event(tx, &b->recs[i], mode == IMPORT_EVENTS_APPEND, &uid, &last_user);
 		if (rc < 0)
 			return rc;
 		if (uids)

@@ -38,8 +38,16 @@ int  import_events_add(struct import_events *b, const struct import_ev_text f[IM
                        char *why, size_t whylen);
 size_t import_events_count(const struct import_events *b);
 
+/* Where import_events_apply puts the events (store.h). */
+enum import_events_mode {
+	IMPORT_EVENTS_ADD = 0,  /* into each user's list (store_event_add), as `recctl import` does */
+	IMPORT_EVENTS_APPEND,   /* into the recent table (store_event_append): for real-time ingest,
+	                         * a few pages written per thousand events of random users */
+};
+
 /* Applies every kept event inside tx, in the order added; uids[i] (NULL, or
  * room for import_events_count()) gets event i's internal user ID. */
-int  import_events_apply(struct store_txn *tx, const struct import_events *b, uint32_t *uids);
+int  import_events_apply(struct store_txn *tx, const struct import_events *b,
+                         enum import_events_mode mode, uint32_t *uids);
 
 #endif

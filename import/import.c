@@ -1287,7 +1287,7 @@ struct import_apply {
 	int conflict;
 };
 
-static int apply_event(struct store_txn *tx, const struct import_rec *r, uint32_t *last_uid,
+static int apply_event(struct store_txn *tx, const struct import_rec *r, int append, uint32_t *last_uid,
                        const struct imp_str **last_user)
 {
 	uint32_t uid, iid;
@@ -1309,17 +1309,15 @@ static int apply_event(struct store_txn *tx, const struct import_rec *r, uint32_
 		return rc;
 	if (r->ev.device.p && (rc = store_device_id(tx, r->ev.device.p, r->ev.device.n, &ev.device)) < 0)
 		return rc;
+	if (append)
+		return store_event_append(tx, uid, &ev, r->ev.text.p, r->ev.text.n);
 	return store_event_add(tx, uid, &ev, r->ev.text.p, r->ev.text.n);
 }
 
-int import_apply_event(struct store_txn *tx, const struct import_rec *r, uint32_t *uid)
+int import_apply_event(struct store_txn *tx, const struct import_rec *r, int append,
+                       uint32_t *last_uid, const struct imp_str **last_user)
 {
-	const struct imp_str *last = NULL;
-	uint32_t u = 0;
-	int rc = apply_event(tx, r, &u, &last);
-	if (rc == 0)
-		*uid = u;
-	return rc;
+	return apply_event(tx, r, append, last_uid, last_user);
 }
 
 static int apply_item(struct store_txn *tx, const struct import_rec *r)
@@ -1401,7 +1399,7 @@ static int apply_fn(struct store_txn *tx, void *arg)
 		int added = 0;
 		switch (a->u->kind) {
 		case IMPORT_KIND_EVENTS:
-			rc = apply_event(tx, r, &last_uid, &last_user);
+			rc = apply_event(tx, r, 0, &last_uid, &last_user);
 			a->events += rc == 0;
 			break;
 		case IMPORT_KIND_ITEMS:

@@ -115,9 +115,13 @@ int  import_bad(struct import_ctx *ctx, const char *fmt, ...)
 /* The reason import_bad() last recorded (import/event.c reads it). */
 const char *import_why(const struct import_ctx *ctx);
 /* Applies one event record (user, item, action and device names resolved or
- * created, as a batch does) inside the caller's write transaction; *uid gets
- * the user's internal ID. */
-int  import_apply_event(struct store_txn *tx, const struct import_rec *r, uint32_t *uid);
+ * created, as a batch does) inside the caller's write transaction: into the
+ * user's list (store_event_add), or with append into the recent table
+ * (store_event_append).  *last_uid gets the user's internal ID; it and
+ * *last_user (NULL at first) carry the user from one call to the next, so
+ * a run of one user's events looks the user up once. */
+int  import_apply_event(struct store_txn *tx, const struct import_rec *r, int append,
+                        uint32_t *last_uid, const struct imp_str **last_user);
 /* A warning about a unit, shown once by the caller's logic (not counted). */
 void import_warn(struct import_ctx *ctx, const struct import_unit *u, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

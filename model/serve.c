@@ -1143,7 +1143,9 @@ out:
 /* --- ingest ------------------------------------------------------------------------------------- */
 
 /* The events go through the importer's own checks (import/event.h): each
- * field as the text a line of the generic format would hold. */
+ * field as the text a line of the generic format would hold, and into the
+ * store's recent table (store_event_append): one request, one durable
+ * commit of a few pages. */
 struct ingest_ctx {
 	struct import_events *b;
 	uint32_t *uid;
@@ -1152,7 +1154,23 @@ struct ingest_ctx {
 static int ingest_txn(struct store_txn *tx, void *arg)
 {
 	struct ingest_ctx *ic = arg;
-	return import_events_apply(tx, ic->b, ic->uid);
+	return import_events_apply(tx, ic->b, IMPORT_EVENTS_APPEND, ic->uid);
+}
+
+/* v in decimal into buf (room for 21 bytes and a NUL): what "%lld" prints,
+ * without printf's cost, which was a tenth of the check of every event. */
+static const char *ingest_i64(char buf[32], int64_t v)
+{
+	char *p = buf + 31;
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	*p = '\0';
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	return p;
 }
 
 int serve_ingest(struct serve *s, const struct serve_event *ev, size_t n, char *err, size_t errlen)
@@ -1181,8 +1199,7 @@ int serve_ingest(struct serve *s, const struct serve_event *ev, size_t n, char *
 #define TXT(slot, str) do { if (str) { f[slot].p = (str); f[slot].n = strlen(str); } } while (0)
 		TXT(IMPORT_EV_USER, e->user);
 		TXT(IMPORT_EV_ITEM, e->item);
-		snprintf(num[i][0], sizeof num[i][0], "%lld", (long long)e->ts);
-		TXT(IMPORT_EV_TIME, num[i][0]);
+		TXT(IMPORT_EV_TIME, ingest_i64(num[i][0], e->ts));
 		TXT(IMPORT_EV_ACTION, e->action);
 		if (e->has_value) {
 			snprintf(num[i][1], sizeof num[i][1], "%.9g", (double)e->value);
