@@ -43,7 +43,8 @@ static int stats_dataset(const char *name, const char *json, void *arg)
 static void stats_usage(FILE *f)
 {
 	fprintf(f, "Usage: recctl [-d DIR] [--json] stats\n"
-	           "Counts of users, items, events, entities, relations, triples and model\n"
+	           "Counts of users, items, events (and of those, the recent ones not yet\n"
+	           "compacted: recctl compact), entities, relations, triples and model\n"
 	           "versions; the store's size on disk; what each imported dataset was.\n");
 }
 
@@ -83,6 +84,7 @@ int cmd_stats(struct recctl *ctl, int argc, char **argv)
 		json_object_object_add(o, "users", json_object_new_int64((int64_t)c.users));
 		json_object_object_add(o, "items", json_object_new_int64((int64_t)c.items));
 		json_object_object_add(o, "events", json_object_new_int64((int64_t)c.events));
+		json_object_object_add(o, "recent_events", json_object_new_int64((int64_t)c.recent));
 		json_object_object_add(o, "entities", json_object_new_int64((int64_t)c.entities));
 		json_object_object_add(o, "relations", json_object_new_int64((int64_t)c.relations));
 		json_object_object_add(o, "triples", json_object_new_int64((int64_t)c.triples));
@@ -101,7 +103,10 @@ int cmd_stats(struct recctl *ctl, int argc, char **argv)
 		printf("users        %llu%s\n", (unsigned long long)c.users,
 		       store_pseudonymised(st) ? " (IDs pseudonymised)" : "");
 		printf("items        %llu\n", (unsigned long long)c.items);
-		printf("events       %llu\n", (unsigned long long)c.events);
+		printf("events       %llu", (unsigned long long)c.events);
+		if (c.recent)
+			printf(" (%llu recent, not yet compacted)", (unsigned long long)c.recent);
+		putchar('\n');
 		printf("entities     %llu\n", (unsigned long long)c.entities);
 		printf("relations    %llu\n", (unsigned long long)c.relations);
 		printf("triples      %llu\n", (unsigned long long)c.triples);

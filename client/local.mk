@@ -10,7 +10,7 @@ EXTRA_DIST += client/librecd.pc.in
 dist_man_MANS += man/librecd.3
 
 bin_PROGRAMS += recctl
-recctl_SOURCES = client/recctl.c client/recctl.h client/cmd_stats.c client/cmd_show.c client/cmd_model.c client/cmd_modelver.c client/cmd_finetune.c \
+recctl_SOURCES = client/recctl.c client/recctl.h client/cmd_stats.c client/cmd_compact.c client/cmd_show.c client/cmd_model.c client/cmd_modelver.c client/cmd_finetune.c \
 	client/cmd_import.c client/cmd_generate.c client/cmd_jobs.c
 # The daemon's commands (librecd) and config-check (recd's own parser).
 recctl_SOURCES += client/cmd_daemon.c client/cmd_ringjobs.c daemon/conf.c daemon/conf.h

@@ -23,6 +23,7 @@ static const struct recctl_cmd {
 	{ "import",   cmd_import,   "import a dataset into the store" },
 	{ "generate", cmd_generate, "write the built-in synthetic sample dataset" },
 	{ "stats",    cmd_stats,    "show what the store holds" },
+	{ "compact",  cmd_compact,  "move the recent events into the users' lists (recd does it itself)" },
 	{ "events",   cmd_events,   "show a user's latest events" },
 	{ "item",     cmd_item,     "show an item and its knowledge-graph links" },
 	{ "train",    cmd_train,    "train the sequence model and store it as a new version" },

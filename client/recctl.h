@@ -52,6 +52,7 @@ void recctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cmd_import(struct recctl *ctl, int argc, char **argv);
 int cmd_generate(struct recctl *ctl, int argc, char **argv);
 int cmd_stats(struct recctl *ctl, int argc, char **argv);
+int cmd_compact(struct recctl *ctl, int argc, char **argv);
 int cmd_events(struct recctl *ctl, int argc, char **argv);
 int cmd_item(struct recctl *ctl, int argc, char **argv);
 int cmd_train(struct recctl *ctl, int argc, char **argv);

@@ -52,6 +52,8 @@ void conf_defaults(struct recd_conf *c)
 	c->spool_stale_age = CONF_DEFAULT_SPOOL_STALE;
 	c->spool_workers = CONF_DEFAULT_SPOOL_WORKERS;
 	c->spool_signature_max_age = CONF_DEFAULT_SPOOL_SIG_AGE;
+	c->compact_threshold = CONF_DEFAULT_COMPACT_THRESHOLD;
+	c->compact_max_age = CONF_DEFAULT_COMPACT_MAX_AGE;
 }
 
 /* Copies s (n bytes) into a short printable form for a message: at most
@@ -224,6 +226,16 @@ static int conf_spool_require_sig(struct recd_conf *c, const char *key, const ch
 	return conf_why(why, whylen, "%s: '%s' is not yes or no", key, conf_show(show, sizeof show, v, strlen(v)));
 }
 
+static int conf_compact_threshold(struct recd_conf *c, const char *key, const char *v, char *why, size_t whylen)
+{
+	return conf_uint(key, v, 0, CONF_COMPACT_THRESHOLD_MAX, " of events", &c->compact_threshold, why, whylen);
+}
+
+static int conf_compact_max_age(struct recd_conf *c, const char *key, const char *v, char *why, size_t whylen)
+{
+	return conf_uint(key, v, 0, CONF_COMPACT_MAX_AGE_MAX, " of seconds", &c->compact_max_age, why, whylen);
+}
+
 /* Resolves one user or group name through NSS.  Returns 0 with *id, -ENOENT
  * when there is no such name, or the lookup's own error. */
 static int conf_lookup(int group, const char *name, uint32_t *id)
@@ -367,6 +379,8 @@ static const struct conf_key {
 	{ "spool_require_signature", 0, conf_spool_require_sig },
 	{ "spool_trusted_keys", 0, conf_spool_trusted_keys },
 	{ "spool_signature_max_age", 0, conf_spool_sig_age },
+	{ "compact_threshold", 0, conf_compact_threshold },
+	{ "compact_max_age", 0, conf_compact_max_age },
 };
 #define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
 

@@ -35,6 +35,11 @@
 #define CONF_DEFAULT_RUNTIME_DIR "/run/recd"
 #define CONF_DEFAULT_MAX_CLIENTS 64
 #define CONF_DEFAULT_STATUS_INTERVAL 10
+/* Compaction of the store's recent events (daemon/compact.h). */
+#define CONF_DEFAULT_COMPACT_THRESHOLD 250000u   /* events */
+#define CONF_DEFAULT_COMPACT_MAX_AGE   60u       /* seconds */
+#define CONF_COMPACT_THRESHOLD_MAX     100000000u
+#define CONF_COMPACT_MAX_AGE_MAX       86400u
 
 /* Plain data, no pointers: a reload parses into a copy and swaps it in only
  * when the whole file was good. */
@@ -56,6 +61,8 @@ struct recd_conf {
 	unsigned spool_workers;               /* bulk job worker threads, 1 .. */
 	int      spool_require_signature;     /* 1: unsigned jobs fail */
 	unsigned spool_signature_max_age;     /* seconds a signed job stays valid */
+	unsigned compact_threshold;           /* recent events that start a compaction; 0 = never by count */
+	unsigned compact_max_age;             /* seconds a recent event waits at most; 0 = no limit */
 };
 
 void conf_defaults(struct recd_conf *c);

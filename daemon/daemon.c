@@ -14,6 +14,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "daemon/compact.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
 #include "daemon/notify.h"
@@ -31,6 +32,7 @@ struct daemon {
 	struct serve *sv;                 /* the resident model (model/serve.h) */
 	struct ring_server *ring;         /* the request socket and rings (daemon/ring.h) */
 	struct spool *spool;              /* batch jobs (daemon/spool.h); NULL = no spool_dir */
+	struct compactor *compact;        /* the recent events' compaction (daemon/compact.h) */
 	int epfd, sigfd, wdfd, statusfd;  /* -1 when not open */
 	uint64_t watchdog_usec;           /* 0 = no watchdog asked for */
 	int notify_failed;                /* a failed sd_notify was logged once */
@@ -222,6 +224,8 @@ int daemon_open(struct daemon **out, const struct daemon_options *opt, char *err
 		snprintf(err, errlen, "%s", store_errmsg(NULL));
 		goto fail;
 	}
+	if ((r = compact_start(&d->compact, d->st, &d->conf, err, errlen)) < 0)
+		goto fail;
 	if ((r = daemon_refresh_model(d, err, errlen)) < 0)
 		goto fail;
 	{
@@ -324,6 +328,8 @@ int daemon_reload(struct daemon *d, char *err, size_t errlen)
 	}
 	if (r == 0 && d->ring)
 		ring_server_set_conf(d->ring, &d->conf);
+	if (r == 0)
+		compact_set_conf(d->compact, &d->conf);
 	rm = daemon_refresh_model(d, why, sizeof why);
 	if (rm == 0 && d->sv) {
 		/* The active version may have changed in the store (recctl model
@@ -465,6 +471,9 @@ void daemon_close(struct daemon *d)
 	if (d->ring)
 		ring_server_stop(d->ring);
 	spool_stop(d->spool);
+	/* No writer is left but this: what the recent table holds goes into the
+	 * users' lists now (a restart would find it there anyway). */
+	compact_stop(d->compact, 1);
 	ring_server_close(d->ring);
 	serve_close(d->sv);
 	if (d->st)

@@ -4,7 +4,8 @@ noinst_LTLIBRARIES += libdaemon.la
 libdaemon_la_SOURCES = daemon/conf.c daemon/conf.h daemon/daemon.c daemon/daemon.h \
 	daemon/log.c daemon/log.h daemon/notify.c daemon/notify.h \
 	daemon/ring.c daemon/ring.h daemon/proto.h \
-	daemon/jobs.c daemon/jobs.h daemon/spool.c daemon/spool.h
+	daemon/jobs.c daemon/jobs.h daemon/spool.c daemon/spool.h \
+	daemon/compact.c daemon/compact.h
 libdaemon_la_CFLAGS = $(AM_CFLAGS) $(SYSTEMD_CFLAGS) $(URING_CFLAGS) $(JSONC_CFLAGS) $(SODIUM_CFLAGS)
 libdaemon_la_LIBADD = libmodel.la libimport.la libkernels.la libstore.la $(BLAS_LIBS) $(LMDB_LIBS) $(SODIUM_LIBS) \
 	$(JSONC_LIBS) $(URING_LIBS) $(SYSTEMD_LIBS) -lm
@@ -34,6 +35,9 @@ check_PROGRAMS += tests/test_ring
 tests_test_ring_SOURCES = tests/test_ring.c tests/recd_harness.h tests/test.h
 tests_test_ring_LDADD = librecd.la -lm
 TESTS += tests/test_ring tests/recctl_daemon.sh
+# The recent table through recd and recctl compact.
+TESTS += tests/recent_compact.sh
+EXTRA_DIST += tests/recent_compact.sh
 # Faults on the rings: a client killed mid-request, model switches under
 # load, recd killed and restarted.
 check_PROGRAMS += tests/test_ring_fault

@@ -56,6 +56,8 @@ static void test_defaults(void)
 	CHECK_EQ(c.n_allow_gids, 0);
 	CHECK_EQ(c.max_clients, 64);
 	CHECK_EQ(c.status_interval, 10);
+	CHECK_EQ(c.compact_threshold, 250000);
+	CHECK_EQ(c.compact_max_age, 60);
 
 	/* Only comments and blank lines, no final newline. */
 	c = parse_ok("# a comment\n\n   \t\n  # indented comment\n#state_dir = /x");
@@ -106,6 +108,12 @@ static void test_all_keys(void)
 	}
 	CHECK_EQ(parse_ok("max_clients = 1").max_clients, 1);
 	CHECK_EQ(parse_ok("status_interval = 86400").status_interval, 86400);
+	c = parse_ok("compact_threshold = 0\ncompact_max_age = 0\n");
+	CHECK_EQ(c.compact_threshold, 0);
+	CHECK_EQ(c.compact_max_age, 0);
+	c = parse_ok("compact_threshold = 100000000\ncompact_max_age = 86400\n");
+	CHECK_EQ(c.compact_threshold, 100000000);
+	CHECK_EQ(c.compact_max_age, 86400);
 	CHECK_EQ(parse_ok("allow_users = 4294967294").allow_uids[0], 4294967294u);
 	/* An empty list is a list: nobody named. */
 	c = parse_ok("allow_users =\nallow_groups = \n");
@@ -140,6 +148,10 @@ static void test_errors(void)
 	/* A '#' after a value is part of it, and the message shows that. */
 	parse_bad("max_clients = 5 # five\n",
 	          NAME ":1: max_clients: '5 # five' is not a number from 1 to 4096");
+	parse_bad("compact_threshold = 100000001\n",
+	          NAME ":1: compact_threshold: '100000001' is not a number of events from 0 to 100000000");
+	parse_bad("compact_max_age = 1m\n",
+	          NAME ":1: compact_max_age: '1m' is not a number of seconds from 0 to 86400");
 	parse_bad("status_interval = 86401\n",
 	          NAME ":1: status_interval: '86401' is not a number of seconds from 0 to 86400");
 	parse_bad("status_interval = 1.5\n",
