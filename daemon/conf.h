@@ -36,7 +36,7 @@
 #define CONF_DEFAULT_MAX_CLIENTS 64
 #define CONF_DEFAULT_STATUS_INTERVAL 10
 /* Compaction of the store's recent events (daemon/compact.h). */
-#define CONF_DEFAULT_COMPACT_THRESHOLD 250000u   /* events */
+#define CONF_DEFAULT_COMPACT_THRESHOLD 100000u   /* events */
 #define CONF_DEFAULT_COMPACT_MAX_AGE   60u       /* seconds */
 #define CONF_COMPACT_THRESHOLD_MAX     100000000u
 #define CONF_COMPACT_MAX_AGE_MAX       86400u

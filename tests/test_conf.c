@@ -56,7 +56,7 @@ static void test_defaults(void)
 	CHECK_EQ(c.n_allow_gids, 0);
 	CHECK_EQ(c.max_clients, 64);
 	CHECK_EQ(c.status_interval, 10);
-	CHECK_EQ(c.compact_threshold, 250000);
+	CHECK_EQ(c.compact_threshold, 100000);
 	CHECK_EQ(c.compact_max_age, 60);
 
 	/* Only comments and blank lines, no final newline. */
