@@ -1036,6 +1036,14 @@ static struct json_object *jobs_metrics(const struct seqrec_metrics *mt)
 	return json_tokener_parse(buf);
 }
 
+/* Train and fine-tune jobs run inside recd, beside the served model, so
+ * their activations (about 9 KB per position at the small preset, B x T
+ * positions) are what its memory peak is made of: at batch 128 a fine-tune
+ * of the ML-1M model took recd to 560 MiB, at 32 the fine-tune alone peaks
+ * at about a third of that.  Batch 32 learned no worse on ML-1M (full
+ * ranking test NDCG@10 0.1698 against 0.1695 at 128), in more, cheaper steps. */
+enum { JOBS_TRAIN_BATCH = 32 };
+
 /* train: a new model from scratch (the "small" preset, as recctl train),
  * stored as a new version.  One kernel thread: the serving threads keep the
  * rest of the machine. */
@@ -1055,6 +1063,7 @@ static int jobs_run_train(struct jobs_job *j, const struct jobs_run_env *env, st
 	if ((r = seqrec_preset("small", &cfg)) < 0)
 		return jobs_why(why, whylen, r, "type: no default model configuration");
 	seqrec_train_defaults(&to);
+	to.batch = JOBS_TRAIN_BATCH;
 	to.epochs = j->epochs;
 	to.patience = j->patience;
 	to.seed = j->seed;
@@ -1078,7 +1087,7 @@ static int jobs_run_train(struct jobs_job *j, const struct jobs_run_env *env, st
 			jobs_why(why, whylen, r, "train: cannot create the model: %s", strerror(-r));
 		goto out;
 	}
-	seqrec_init(m, to.seed, 0.02f);
+	seqrec_init_scheme(m, to.seed, 0.02f, to.init);
 	if ((r = seqrec_train(m, data, &to, &res, why, whylen)) < 0)
 		goto out;
 	if (env->cancel && *env->cancel) {
@@ -1194,6 +1203,7 @@ static int jobs_run_finetune(struct jobs_job *j, const struct jobs_run_env *env,
 	int r;
 
 	seqrec_finetune_defaults(&o);
+	o.batch = JOBS_TRAIN_BATCH;
 	o.parent = j->model;
 	o.epochs = j->epochs;
 	o.seed = j->seed;
