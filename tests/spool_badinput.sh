@@ -124,8 +124,11 @@ until "$RECCTL" -d "$TMP/state" job --json long 2>/dev/null | grep -q '"state":"
 done
 "$RECCTL" cancel --spool "$SPOOL" long >/dev/null || fail "recctl cancel"
 reason long 'cancelled'
-"$RECCTL" -d "$TMP/state" job --json long | grep -q '"state":"cancelled"' ||
-	fail "recctl job: $("$RECCTL" -d "$TMP/state" job long)"
+# The store's record follows the failed file within about 50 ms (recctl(1)).
+i=0
+until "$RECCTL" -d "$TMP/state" job --json long | grep -q '"state":"cancelled"'; do
+	i=$((i + 1)); [ "$i" -le 50 ] || fail "recctl job: $("$RECCTL" -d "$TMP/state" job long)"; sleep 0.1
+done
 "$RECCTL" -d "$TMP/state" jobs | grep -q '^unknown-user  *recommend  *done  *3/3 ' ||
 	fail "recctl jobs: $("$RECCTL" -d "$TMP/state" jobs)"
 "$RECCTL" -d "$TMP/state" jobs | grep -q '^truncated ' &&
