@@ -3,7 +3,13 @@
  *   spool: a job file submitted as recctl submit does (a unique name in
  *          staging/, O_CREAT|O_EXCL, write, fsync, rename into intake/);
  *   ring:  the same job's JSON through the request ring (recd_job_submit);
- *   direct: the job's users asked with recd_recommend, for reference.
+ *   direct: the job's users asked with recd_recommend, for reference;
+ *   disk:  no recd: what the protocol's durability costs on the spool's file
+ *          system alone, for reference.  Per job, the job file written as
+ *          spool does and a result of the same size written, fsynced and
+ *          renamed into place (the least a durable spool job needs: two new
+ *          files made durable), by the same submitters, in a folder next to
+ *          the spool; so a slow or busy disk shows in both figures.
  * A job's latency runs from the start of its submission to its result file
  * appearing in results/ (inotify on results/ and failed/), so both job
  * paths are timed to the same point: the result durable and visible.  A
@@ -14,6 +20,7 @@
 #define _GNU_SOURCE
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -36,8 +43,8 @@
 #define BS_JOBS_MAX   1000000
 #define BS_THREADS_MAX 256
 
-enum { MODE_SPOOL = 0, MODE_RING, MODE_DIRECT, MODE_COUNT };
-static const char *const mode_names[MODE_COUNT] = { "spool", "ring", "direct" };
+enum { MODE_DISK = 0, MODE_SPOOL, MODE_RING, MODE_DIRECT, MODE_COUNT };
+static const char *const mode_names[MODE_COUNT] = { "disk", "spool", "ring", "direct" };
 
 struct bs_job {
 	double t0, ts, t1;          /* submission started, ended; result seen (monotonic s) */
@@ -56,6 +63,7 @@ struct bs_slot {
 
 static struct {
 	const char *spool, *sock;
+	char probe[PATH_MAX];       /* disk: SPOOL_DIR.probe */
 	char **users;
 	size_t nusers;
 	long njobs;
@@ -249,11 +257,40 @@ static int bs_submit_spool(int staging, int intake, long job, char *buf, size_t 
 	return r;
 }
 
+/* The disk reference: the job file as bs_submit_spool writes it (in
+ * probe/, renamed to NAME.job), then its result written as recd writes one
+ * (.NAME.tmp, fsync, rename to NAME.jsonl). */
+static int bs_submit_disk(int probe, long job, char *buf, size_t cap)
+{
+	char name[RECD_JOB_ID_MAX + 1], to[RECD_JOB_ID_MAX + 16];
+	snprintf(name, sizeof name, "%s-%ld", B.tag, job);
+	int len = bs_json(buf, cap, job, name);
+	if (len < 0)
+		return len;
+	int r = 0;
+	for (int f = 0; f < 2 && r == 0; f++) {
+		char tmp[RECD_JOB_ID_MAX + 16];
+		snprintf(tmp, sizeof tmp, f ? ".%s.tmp" : "%s", name);
+		snprintf(to, sizeof to, f ? "%s.jsonl" : "%s.job", name);
+		int fd = openat(probe, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+		if (fd < 0)
+			return -errno;
+		r = bs_write_all(fd, buf, (size_t)len);
+		if (r == 0 && fsync(fd) < 0)
+			r = -errno;
+		if (close(fd) < 0 && r == 0)
+			r = -errno;
+		if (r == 0 && renameat(probe, tmp, probe, to) < 0)
+			r = -errno;
+	}
+	return r;
+}
+
 static void *bs_submitter(void *arg)
 {
 	size_t cap = 256 + (size_t)B.upj * (RECD_ID_MAX + 4);
 	char *buf = malloc(cap);
-	int staging = -1, intake = -1;
+	int staging = -1, intake = -1, probe = -1;
 	struct recd_conn *c = NULL;
 	struct recd_item *items = calloc((size_t)B.k, sizeof *items);
 	char err[256];
@@ -271,6 +308,11 @@ static void *bs_submitter(void *arg)
 		intake = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (staging < 0 || intake < 0) {
 			bs_error("%s/staging, intake: %s", B.spool, strerror(errno));
+			goto out;
+		}
+	} else if (B.mode == MODE_DISK) {
+		if ((probe = open(B.probe, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+			bs_error("%s: %s", B.probe, strerror(errno));
 			goto out;
 		}
 	} else if (recd_connect(&c, B.sock, err, sizeof err) < 0) {
@@ -302,6 +344,16 @@ static void *bs_submitter(void *arg)
 		while (sem_wait(&B.room) < 0 && errno == EINTR)
 			;
 		j->t0 = now_s();
+		if (B.mode == MODE_DISK) {
+			r = bs_submit_disk(probe, job, buf, cap);
+			if (r < 0)
+				bs_error("writing job %ld in %s: %s", job, B.probe, strerror(-r));
+			j->ts = now_s();
+			pthread_mutex_lock(&B.lock);
+			bs_complete(job, j->ts, r < 0);
+			pthread_mutex_unlock(&B.lock);
+			continue;
+		}
 		if (B.mode == MODE_SPOOL) {
 			r = bs_submit_spool(staging, intake, job, buf, cap);
 			if (r < 0)
@@ -334,6 +386,8 @@ out:
 		close(staging);
 	if (intake >= 0)
 		close(intake);
+	if (probe >= 0)
+		close(probe);
 	free(items);
 	free(buf);
 	return NULL;
@@ -454,7 +508,7 @@ static int bs_phase(int mode, struct bs_figures *fig)
 		return -1;
 	}
 	/* Every result, read back. */
-	if (mode != MODE_DIRECT) {
+	if (mode == MODE_SPOOL || mode == MODE_RING) {
 		char why[PATH_MAX + 128], id[RECD_JOB_ID_MAX + 1];
 		for (long i = 0; i < B.njobs; i++) {
 			if (mode == MODE_SPOOL)
@@ -470,7 +524,7 @@ static int bs_phase(int mode, struct bs_figures *fig)
 	printf("%-6s %7ld jobs of %d user%s  %8.0f jobs/s  p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms",
 	       mode_names[mode], B.njobs, B.upj, B.upj == 1 ? "" : "s", fig->per_s, fig->p50_ms, fig->p99_ms,
 	       fig->max_ms);
-	if (mode != MODE_DIRECT)
+	if (mode == MODE_SPOOL || mode == MODE_RING)
 		printf("  (submitting: p50 %.2f ms, p99 %.2f ms)", fig->submit_p50_ms, fig->submit_p99_ms);
 	printf("\n");
 	fflush(stdout);
@@ -517,6 +571,20 @@ static int read_users(const char *path)
 	return 0;
 }
 
+/* Empties and removes the disk reference's folder (not timed). */
+static void bs_probe_clean(void)
+{
+	DIR *d = opendir(B.probe);
+	struct dirent *e;
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			(void)unlinkat(dirfd(d), e->d_name, 0);
+	closedir(d);
+	(void)rmdir(B.probe);
+}
+
 static long arg_num(const char *opt, const char *v, long lo, long hi)
 {
 	char *end;
@@ -533,7 +601,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 	        "usage: spool_bin SPOOL_DIR SOCKET USERS_FILE [-n JOBS] [-u USERS_PER_JOB] [-k K]\n"
-	        "                 [-c SUBMITTERS] [-w WINDOW] [-m spool,ring,direct]\n"
+	        "                 [-c SUBMITTERS] [-w WINDOW] [-m disk,spool,ring,direct]\n"
 	        "  SPOOL_DIR: the running recd's spool_dir; SOCKET: its ring socket;\n"
 	        "  USERS_FILE: one user ID a line.  Defaults: -n 5000 -u 1 -k 10 -c 16 -w 256.\n");
 	exit(2);
@@ -541,7 +609,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	const char *modes = "spool,ring,direct";
+	const char *modes = "disk,spool,ring,direct";
 	int c;
 
 	B.njobs = 5000;
@@ -575,7 +643,7 @@ int main(int argc, char **argv)
 				if (strcmp(t, mode_names[i]) == 0)
 					want[i] = found = 1;
 			if (!found) {
-				fprintf(stderr, "spool_bin: -m: unknown mode '%s' (spool, ring, direct)\n", t);
+				fprintf(stderr, "spool_bin: -m: unknown mode '%s' (disk, spool, ring, direct)\n", t);
 				return 2;
 			}
 		}
@@ -609,9 +677,17 @@ int main(int argc, char **argv)
 	int rc = 0;
 	printf("%ld jobs each way, %d user%s a job, k %d; %d submitters sharing a window of %d jobs in flight\n",
 	       B.njobs, B.upj, B.upj == 1 ? "" : "s", B.k, B.threads, B.window);
-	for (int m = 0; m < MODE_COUNT && rc == 0; m++)
+	snprintf(B.probe, sizeof B.probe, "%s.probe", B.spool);
+	if (want[MODE_DISK] && mkdir(B.probe, 0750) < 0 && errno != EEXIST) {
+		fprintf(stderr, "spool_bin: %s: %s\n", B.probe, strerror(errno));
+		return 1;
+	}
+	for (int m = 0; m < MODE_COUNT && rc == 0; m++) {
 		if (want[m] && bs_phase(m, &fig[m]) < 0)
 			rc = 1;
+		if (m == MODE_DISK && want[m])
+			bs_probe_clean();
+	}
 	B.stop = 1;
 	pthread_join(w, NULL);
 	if (rc)
@@ -629,6 +705,12 @@ int main(int argc, char **argv)
 		o += (size_t)snprintf(json + o, sizeof json - o,
 		                      ",\"ring_jobs_per_s\":%.0f,\"ring_p50_ms\":%.2f,\"ring_p99_ms\":%.2f",
 		                      fig[MODE_RING].per_s, fig[MODE_RING].p50_ms, fig[MODE_RING].p99_ms);
+	if (want[MODE_DISK])
+		o += (size_t)snprintf(json + o, sizeof json - o, ",\"disk_jobs_per_s\":%.0f,\"disk_p50_ms\":%.2f",
+		                      fig[MODE_DISK].per_s, fig[MODE_DISK].p50_ms);
+	if (want[MODE_SPOOL] && want[MODE_DISK])
+		o += (size_t)snprintf(json + o, sizeof json - o, ",\"spool_over_disk\":%.2f",
+		                      fig[MODE_SPOOL].per_s / fig[MODE_DISK].per_s);
 	if (want[MODE_SPOOL] && want[MODE_RING])
 		o += (size_t)snprintf(json + o, sizeof json - o, ",\"spool_over_ring\":%.2f",
 		                      fig[MODE_SPOOL].per_s / fig[MODE_RING].per_s);

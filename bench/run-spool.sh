@@ -10,7 +10,9 @@
 # directory (SPOOL_WORKERS workers, default recd's) and runs bench/spool_bin.
 # Arguments go to bench/spool_bin: -n JOBS (default 5000 each way), -u USERS
 # a job (default 1), -k K (default 10), -c SUBMITTERS (default 16), -w
-# WINDOW (jobs in flight, default 256), -m spool,ring,direct.  TMPDIR: where
+# WINDOW (jobs in flight, default 256), -m disk,spool,ring,direct (disk: the
+# file system's own cost of two new files made durable a job, without recd,
+# measured first as the reference for spool's figure).  TMPDIR: where
 # the scratch directory goes (the spool's file system is what is measured).
 # BUILDDIR: the configured build tree, default the source tree.  The last
 # line printed is one JSON object.
