@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,24 +29,31 @@ static void rj_sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* "[#########-----------]  45%  450/1000  ETA 12 s", as recctl job shows. */
+/* "[#########-----------]  45%  450/1000  ETA 12 s", as recctl job shows;
+ * train and fine-tune as recctl -d job does: "... 450/1000 steps  epoch
+ * 3/7  loss 5.1234  ETA 12 s". */
 static void rj_bar(char *buf, size_t len, const struct recd_job_status *s)
 {
-	char bar[32];
+	char bar[32], more[96] = "";
 	double f = s->total ? (double)s->done / (double)s->total : 0;
 	int w = 20, k = (int)(f * w + 0.5);
+	size_t o = 0;
 	if (f > 1)
 		f = 1;
 	for (int i = 0; i < w; i++)
 		bar[i] = i < k ? '#' : '-';
 	bar[w] = '\0';
 	/* train and fine-tune count optimizer steps */
-	const char *unit = !strcmp(s->type, "train") || !strcmp(s->type, "fine-tune") ? " steps" : "";
-	if (s->state == RECD_JOB_RUNNING && s->eta_s >= 0 && s->done < s->total)
-		snprintf(buf, len, "[%s] %3.0f%%  %" PRIu64 "/%" PRIu64 "%s  ETA %.0f s", bar, f * 100, s->done,
-		         s->total, unit, s->eta_s);
-	else
-		snprintf(buf, len, "[%s] %3.0f%%  %" PRIu64 "/%" PRIu64 "%s", bar, f * 100, s->done, s->total, unit);
+	if (!strcmp(s->type, "train") || !strcmp(s->type, "fine-tune"))
+		o += (size_t)snprintf(more + o, sizeof more - o, " steps");
+	if (s->epochs && o < sizeof more) {
+		o += (size_t)snprintf(more + o, sizeof more - o, "  epoch %u/%u", s->epoch, s->epochs);
+		if (isfinite(s->loss) && o < sizeof more)
+			o += (size_t)snprintf(more + o, sizeof more - o, "  loss %.4f", s->loss);
+	}
+	if (s->state == RECD_JOB_RUNNING && s->eta_s >= 0 && s->done < s->total && o < sizeof more)
+		snprintf(more + o, sizeof more - o, "  ETA %.0f s", s->eta_s);
+	snprintf(buf, len, "[%s] %3.0f%%  %" PRIu64 "/%" PRIu64 "%s", bar, f * 100, s->done, s->total, more);
 }
 
 /* Polls id until it ends; with show, a progress bar on a terminal (plain
@@ -60,7 +68,7 @@ static int rj_wait(struct recd_conn *c, const char *cmd, const char *id, int sho
 		if (s->state >= RECD_JOB_DONE)
 			break;
 		if (show) {
-			char bar[128];
+			char bar[192];
 			rj_bar(bar, sizeof bar, s);
 			if (tty) {
 				fprintf(out, "\r%s %-9s %s\033[K", id, s->state_name, bar);
@@ -315,12 +323,18 @@ int recctl_daemon_job(struct recctl *ctl, const char *id, int watch)
 		json_object_object_add(o, "elapsed_s", json_object_new_double(s.elapsed_s));
 		if (s.eta_s >= 0)
 			json_object_object_add(o, "eta_s", json_object_new_double(s.eta_s));
+		if (s.epochs) {
+			json_object_object_add(o, "epoch", json_object_new_int((int)s.epoch));
+			json_object_object_add(o, "epochs", json_object_new_int((int)s.epochs));
+			if (isfinite(s.loss))
+				json_object_object_add(o, "loss", json_object_new_double(s.loss));
+		}
 		if (reason[0])
 			json_object_object_add(o, "reason", json_object_new_string(reason));
 		recctl_print_json(o);
 		json_object_put(o);
 	} else {
-		char bar[128];
+		char bar[192];
 		rj_bar(bar, sizeof bar, &s);
 		printf("job       %s\ntype      %s\nstate     %s\nprogress  %s\n", id, s.type, s.state_name, bar);
 		if (s.state == RECD_JOB_RUNNING)

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -950,6 +951,9 @@ int recd_reply_job_status(const struct recd_reply *r, struct recd_job_status *ou
 	out->total = s.total;
 	out->elapsed_s = s.elapsed_s;
 	out->eta_s = s.eta_s;
+	out->epoch = s.epoch;
+	out->epochs = s.epochs;
+	out->loss = s.epochs ? s.loss : NAN;
 	return 0;
 }
 

@@ -26,7 +26,7 @@
 #include <sys/syscall.h>
 
 #define RP_MAGIC        UINT64_C(0x31676e6972646365)  /* "ecdring1" little-endian */
-#define RP_VERSION      1u
+#define RP_VERSION      2u  /* 2: rp_job_status has epoch, epochs and loss */
 #define RP_SOCKET_NAME  "recd.sock"
 
 /* --- the hello on the socket --------------------------------------------- */
@@ -191,8 +191,11 @@ struct rp_job_status {
 	uint64_t done, total;       /* units (users, requests, events, epochs) */
 	double   elapsed_s;         /* while running; 0 else */
 	double   eta_s;             /* < 0: unknown */
+	uint32_t epoch, epochs;     /* train and fine-tune: the epoch reached, of the most; 0 else */
+	double   loss;              /* the last reported training loss; NaN: none */
 };
-_Static_assert(sizeof(struct rp_job_status) == 40, "rp_job_status layout");
+_Static_assert(sizeof(struct rp_job_status) == 56, "rp_job_status layout");
+_Static_assert(offsetof(struct rp_job_status, loss) == 48, "rp_job_status layout");
 _Static_assert(offsetof(struct rp_job_status, elapsed_s) == 24, "rp_job_status layout");
 
 struct rp_job_chunk {

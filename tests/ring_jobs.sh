@@ -7,10 +7,10 @@
 # recctl job until done; a bad job is refused at submit naming its field; an
 # unknown ID is "no job"; a long train job reports real progress while it
 # runs (optimizer steps done advancing, of epochs times steps an epoch, an
-# ETA, and epoch and loss in the store's record), and cancelled over the ring
-# ends cancelled and its result says so; recctl job --watch follows a
-# fine-tune to done in plain lines; without a spool directory job requests
-# fail saying so while the other requests work.
+# ETA, and epoch and loss in recd's status and in the store's record), and
+# cancelled over the ring ends cancelled and its result says so; recctl job
+# --watch follows a fine-tune to done in plain lines; without a spool
+# directory job requests fail saying so while the other requests work.
 . "${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}/tests/lib.sh"
 . "$top_srcdir/tests/spool_lib.sh"
 
@@ -137,6 +137,14 @@ e=$(job_num "$id" epoch "$TMP/state")
 [ "${e:-0}" -ge 1 ] && [ "$e" -le 1000 ] || fail "train $id: epoch '$e' in the store's record"
 "$RECCTL" -d "$TMP/state" job "$id" | grep -q "^progress .* steps  epoch [0-9]*/1000  loss [0-9.]*" ||
 	fail "train $id: recctl job's progress line: $("$RECCTL" -d "$TMP/state" job "$id")"
+# Through the socket, recd's own status has the epoch and the loss too.
+[ "$(job_num "$id" epochs)" = 1000 ] || fail "train $id: epochs over the socket: $("$RECCTL" job --json "$id")"
+e2=$(job_num "$id" epoch); l2=$(job_num "$id" loss)
+[ "${e2:-0}" -ge 1 ] && [ "$e2" -le 1000 ] && [ -n "$l2" ] ||
+	fail "train $id: epoch '$e2', loss '$l2' over the socket: $("$RECCTL" job --json "$id")"
+awk -v l="$l2" 'BEGIN { exit !(l > 0 && l < 20) }' || fail "train $id: loss $l2 over the socket"
+"$RECCTL" job "$id" | grep -q "^progress .* steps  epoch [0-9]*/1000  loss [0-9.]*  ETA [0-9]* s$" ||
+	fail "train $id: recctl job's progress line over the socket: $("$RECCTL" job "$id")"
 echo "train $id: $d1 then $d2 of $total steps, epoch $e; $("$RECCTL" -d "$TMP/state" job "$id" | grep '^progress')"
 "$RECCTL" cancel "$id" >"$TMP/out" 2>"$TMP/err" || fail "recctl cancel $id: $(cat "$TMP/err")"
 grep -q "cancel requested for $id" "$TMP/out" || fail "cancel: $(cat "$TMP/out")"
@@ -171,7 +179,7 @@ printf '{"format":1,"type":"fine-tune","epochs":1,"activate":"never"}' >"$TMP/jo
 id=$("$RECCTL" run-job "$TMP/jobs/ft-never" 2>"$TMP/err") || fail "run-job fine-tune: $(cat "$TMP/err")"
 "$RECCTL" job --watch "$id" >"$TMP/watch" 2>"$TMP/err" || fail "job --watch $id: $(cat "$TMP/err") $(cat "$TMP/watch")"
 grep -q "^state  *done$" "$TMP/watch" || fail "job --watch $id: $(cat "$TMP/watch")"
-grep -q "^progress  *\[#*\] 100%  \([0-9]*\)/\1 steps$" "$TMP/watch" || fail "job --watch $id: $(cat "$TMP/watch")"
+grep -q "^progress  *\[#*\] 100%  \([0-9]*\)/\1 steps  epoch [0-9]*/[0-9]*  loss [0-9.]*$" "$TMP/watch" || fail "job --watch $id: $(cat "$TMP/watch")"
 ! grep -q "$(printf '\r')" "$TMP/watch" || fail "job --watch $id drew a bar on a pipe: $(cat -A "$TMP/watch")"
 "$RECCTL" job --result "$id" >"$TMP/out" 2>"$TMP/err" || fail "fine-tune never: $(cat "$TMP/err")"
 grep -q '"activated":false' "$TMP/out" || fail "fine-tune never: $(cat "$TMP/out")"

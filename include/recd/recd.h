@@ -163,6 +163,10 @@ struct recd_job_status {
 	                              * fine-tune (total: the most the job may take) */
 	double   elapsed_s;          /* while running; 0 else */
 	double   eta_s;              /* seconds left, < 0 when unknown */
+	unsigned epoch, epochs;      /* train and fine-tune: the epoch reached and the most there may
+	                              * be; 0 for other jobs */
+	double   loss;               /* train and fine-tune: the last training loss reported; NaN when
+	                              * there is none yet, and for other jobs */
 };
 
 /* Submits a job (len <= RECD_JOB_JSON_MAX bytes of JSON) at interactive
