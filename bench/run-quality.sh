@@ -71,7 +71,8 @@ settings=$(grep -m 1 '^training ' "$tmp/train.log" | sed 's/^training //; s/ on 
 best=$(val "$tmp/train.json" best_epoch); rss=$(val "$tmp/train.json" peak_rss_mb)
 
 name=$(basename "$data")
-echo "recd $settings on $name: $ep epochs (best $best) in $secs s ($spe s/epoch), $threads threads, peak RSS $rss MiB"
+printf 'recd %s on %s: %s epochs (best %s) in %.0f s (%.1f s/epoch), %s threads, peak RSS %.0f MiB\n' \
+	"$settings" "$name" "$ep" "$best" "$secs" "$spe" "$threads" "$rss"
 echo "full-ranking leave-one-out, seen items excluded:"
 echo "  recd     HR@10 $full_hr10  NDCG@10 $full_ndcg10  HR@50 $full_hr50  NDCG@50 $full_ndcg50  HR@200 $full_hr200  MRR $full_mrr"
 case $name in
