@@ -11,8 +11,9 @@
 # Arguments go to bench/spool_bin: -n JOBS (default 5000 each way), -u USERS
 # a job (default 1), -k K (default 10), -c SUBMITTERS (default 16), -w
 # WINDOW (jobs in flight, default 256), -m disk,spool,ring,direct (disk: the
-# file system's own cost of two new files made durable a job, without recd,
-# measured first as the reference for spool's figure).  TMPDIR: where
+# file system's own pace at two new files made durable a job, one after the
+# other, without recd, measured first as a reference for the spool's figure;
+# recd, which commits results in batches, can beat it).  TMPDIR: where
 # the scratch directory goes (the spool's file system is what is measured).
 # BUILDDIR: the configured build tree, default the source tree.  The last
 # line printed is one JSON object.
