@@ -235,27 +235,32 @@ static int bs_write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+/* dir/tmp made, written, fsynced, closed and renamed to todir/final;
+ * removed again on failure.  0 or -errno. */
+static int bs_write_durable(int dir, const char *tmp, int todir, const char *final, const char *p, size_t len)
+{
+	int fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0)
+		return -errno;
+	int r = bs_write_all(fd, p, len);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && renameat(dir, tmp, todir, final) < 0)
+		r = -errno;
+	if (r < 0)
+		(void)unlinkat(dir, tmp, 0);
+	return r;
+}
+
 /* recctl submit's protocol. */
 static int bs_submit_spool(int staging, int intake, long job, char *buf, size_t cap)
 {
 	char name[RECD_JOB_ID_MAX + 1];
 	snprintf(name, sizeof name, "%s-%ld", B.tag, job);
 	int len = bs_json(buf, cap, job, name);
-	if (len < 0)
-		return len;
-	int fd = openat(staging, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (fd < 0)
-		return -errno;
-	int r = bs_write_all(fd, buf, (size_t)len);
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && renameat(staging, name, intake, name) < 0)
-		r = -errno;
-	if (r < 0)
-		(void)unlinkat(staging, name, 0);
-	return r;
+	return len < 0 ? len : bs_write_durable(staging, name, intake, name, buf, (size_t)len);
 }
 
 /* The disk reference: the job file as bs_submit_spool writes it (in
@@ -263,28 +268,18 @@ static int bs_submit_spool(int staging, int intake, long job, char *buf, size_t 
  * (.NAME.tmp, fsync, rename to NAME.jsonl). */
 static int bs_submit_disk(int probe, long job, char *buf, size_t cap)
 {
-	char name[RECD_JOB_ID_MAX + 1], to[RECD_JOB_ID_MAX + 16];
+	char name[RECD_JOB_ID_MAX + 1], tmp[RECD_JOB_ID_MAX + 16], to[RECD_JOB_ID_MAX + 16];
 	snprintf(name, sizeof name, "%s-%ld", B.tag, job);
 	int len = bs_json(buf, cap, job, name);
 	if (len < 0)
 		return len;
-	int r = 0;
-	for (int f = 0; f < 2 && r == 0; f++) {
-		char tmp[RECD_JOB_ID_MAX + 16];
-		snprintf(tmp, sizeof tmp, f ? ".%s.tmp" : "%s", name);
-		snprintf(to, sizeof to, f ? "%s.jsonl" : "%s.job", name);
-		int fd = openat(probe, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
-		if (fd < 0)
-			return -errno;
-		r = bs_write_all(fd, buf, (size_t)len);
-		if (r == 0 && fsync(fd) < 0)
-			r = -errno;
-		if (close(fd) < 0 && r == 0)
-			r = -errno;
-		if (r == 0 && renameat(probe, tmp, probe, to) < 0)
-			r = -errno;
-	}
-	return r;
+	snprintf(to, sizeof to, "%s.job", name);
+	int r = bs_write_durable(probe, name, probe, to, buf, (size_t)len);
+	if (r < 0)
+		return r;
+	snprintf(tmp, sizeof tmp, ".%s.tmp", name);
+	snprintf(to, sizeof to, "%s.jsonl", name);
+	return bs_write_durable(probe, tmp, probe, to, buf, (size_t)len);
 }
 
 static void *bs_submitter(void *arg)

@@ -470,12 +470,11 @@ static int job_read(struct store *st, const char *id, struct store_job *j)
 	return r;
 }
 
-/* "[#########-----------]  45%  450/1000  ETA 12 s"; for train and
- * fine-tune "... 450/1000 steps  epoch 3/7  loss 5.1234  ETA 12 s". */
-static void job_bar(char *buf, size_t len, const struct store_job *j)
+void recctl_job_bar(char *buf, size_t len, uint64_t done, uint64_t total, int steps, int epoch, int epochs,
+                    double loss, double eta)
 {
 	char bar[32], more[96] = "";
-	double f = j->total ? (double)j->done / (double)j->total : 0;
+	double f = total ? (double)done / (double)total : 0;
 	if (f > 1)
 		f = 1;
 	int w = 20, k = (int)(f * w + 0.5);
@@ -483,15 +482,22 @@ static void job_bar(char *buf, size_t len, const struct store_job *j)
 		bar[i] = i < k ? '#' : '-';
 	bar[w] = '\0';
 	size_t o = 0;
-	if (j->epochs > 0) {
-		o += (size_t)snprintf(more + o, sizeof more - o, " steps  epoch %d/%d", j->epoch, j->epochs);
-		if (isfinite(j->loss) && o < sizeof more)
-			o += (size_t)snprintf(more + o, sizeof more - o, "  loss %.4f", j->loss);
+	if (steps)
+		o += (size_t)snprintf(more + o, sizeof more - o, " steps");
+	if (epochs > 0 && o < sizeof more) {
+		o += (size_t)snprintf(more + o, sizeof more - o, "  epoch %d/%d", epoch, epochs);
+		if (isfinite(loss) && o < sizeof more)
+			o += (size_t)snprintf(more + o, sizeof more - o, "  loss %.4f", loss);
 	}
-	double eta = job_eta(j);
 	if (eta >= 0 && o < sizeof more)
 		snprintf(more + o, sizeof more - o, "  ETA %.0f s", eta);
-	snprintf(buf, len, "[%s] %3.0f%%  %" PRIu64 "/%" PRIu64 "%s", bar, f * 100, j->done, j->total, more);
+	snprintf(buf, len, "[%s] %3.0f%%  %" PRIu64 "/%" PRIu64 "%s", bar, f * 100, done, total, more);
+}
+
+/* A store record's bar: train and fine-tune records have epochs. */
+static void job_bar(char *buf, size_t len, const struct store_job *j)
+{
+	recctl_job_bar(buf, len, j->done, j->total, j->epochs > 0, j->epoch, j->epochs, j->loss, job_eta(j));
 }
 
 int cmd_job(struct recctl *ctl, int argc, char **argv)

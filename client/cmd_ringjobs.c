@@ -29,31 +29,13 @@ static void rj_sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* "[#########-----------]  45%  450/1000  ETA 12 s", as recctl job shows;
- * train and fine-tune as recctl -d job does: "... 450/1000 steps  epoch
- * 3/7  loss 5.1234  ETA 12 s". */
+/* recd's status as a bar: train and fine-tune count optimizer steps; the
+ * ETA while running. */
 static void rj_bar(char *buf, size_t len, const struct recd_job_status *s)
 {
-	char bar[32], more[96] = "";
-	double f = s->total ? (double)s->done / (double)s->total : 0;
-	int w = 20, k = (int)(f * w + 0.5);
-	size_t o = 0;
-	if (f > 1)
-		f = 1;
-	for (int i = 0; i < w; i++)
-		bar[i] = i < k ? '#' : '-';
-	bar[w] = '\0';
-	/* train and fine-tune count optimizer steps */
-	if (!strcmp(s->type, "train") || !strcmp(s->type, "fine-tune"))
-		o += (size_t)snprintf(more + o, sizeof more - o, " steps");
-	if (s->epochs && o < sizeof more) {
-		o += (size_t)snprintf(more + o, sizeof more - o, "  epoch %u/%u", s->epoch, s->epochs);
-		if (isfinite(s->loss) && o < sizeof more)
-			o += (size_t)snprintf(more + o, sizeof more - o, "  loss %.4f", s->loss);
-	}
-	if (s->state == RECD_JOB_RUNNING && s->eta_s >= 0 && s->done < s->total && o < sizeof more)
-		snprintf(more + o, sizeof more - o, "  ETA %.0f s", s->eta_s);
-	snprintf(buf, len, "[%s] %3.0f%%  %" PRIu64 "/%" PRIu64 "%s", bar, f * 100, s->done, s->total, more);
+	int steps = !strcmp(s->type, "train") || !strcmp(s->type, "fine-tune");
+	double eta = s->state == RECD_JOB_RUNNING && s->done < s->total ? s->eta_s : -1;
+	recctl_job_bar(buf, len, s->done, s->total, steps, (int)s->epoch, (int)s->epochs, s->loss, eta);
 }
 
 /* Polls id until it ends; with show, a progress bar on a terminal (plain

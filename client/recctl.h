@@ -86,6 +86,12 @@ int cmd_cancel(struct recctl *ctl, int argc, char **argv);
 /* client/cmd_ringjobs.c: batch jobs through the running recd (librecd). */
 int cmd_run_job(struct recctl *ctl, int argc, char **argv);
 /* job and cancel when recctl_via_daemon(): recd's own view of job id. */
+/* A job's progress: "[#########-----------]  45%  450/1000  ETA 12 s"; with
+ * steps, "450/1000 steps", then "  epoch 3/7  loss 5.1234" when epochs > 0
+ * (loss when finite); the ETA when eta >= 0.  recctl job, from recd's status
+ * or the store's record. */
+void recctl_job_bar(char *buf, size_t len, uint64_t done, uint64_t total, int steps, int epoch, int epochs,
+                    double loss, double eta);
 int recctl_daemon_job(struct recctl *ctl, const char *id, int watch);
 int recctl_daemon_cancel(struct recctl *ctl, const char *id);
 /* job --result: an ended job's result lines on stdout, chunk bytes a request. */

@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -840,7 +839,7 @@ static int ring_do_job(struct ring_req *q, int *st)
 		o.eta_s = js.eta_s;
 		o.epoch = js.epoch > 0 ? (uint32_t)js.epoch : 0;
 		o.epochs = js.epochs > 0 ? (uint32_t)js.epochs : 0;
-		o.loss = o.epochs ? js.loss : NAN;
+		o.loss = js.loss;   /* NaN without epochs */
 		rp_put(&q->out, &o, sizeof o);
 		return 0;
 	}
