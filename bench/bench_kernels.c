@@ -91,7 +91,7 @@ static void run_op(struct kern *k, struct bufs *b, int op, int bwd)
 	size_t NC = (size_t)N * C, NF = (size_t)N * F;
 	struct kern_attn_shape as = { .B = B, .T = T, .C = C, .NH = NH, .pad = b->pad,
 	                              .dropout = op == OP_ATTN_DROP ? 0.1f : 0.0f, .seed = 17 };
-	struct kern_xent_shape xs = { N, C, V, b->tgt };
+	struct kern_xent_shape xs = { N, C, V, b->tgt, NULL, 0 };
 	switch (op) {
 	case OP_EMBED:
 		if (!bwd)

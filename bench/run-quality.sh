@@ -6,7 +6,8 @@
 #                          [--block preln|sasrec] [--windows random|last] [--dropout P]
 #                          [--attn-dropout P] [--beta2 B] [--clip N] [--positions first|last]
 #                          [--init scaled|torch] [--lr X] [--lr-min X] [--warmup N] [--batch N]
-#                          [--seed N]
+#                          [--seed N] [--dim C] [--blocks L] [--heads NH] [--ffn F]
+#                          [--softmax all|unseen]
 # (each passed to recctl train; see recctl(1)).
 # Default data: ../shared/data/ml-1m/ml1m_sasrec_style.txt (the 5-core file).
 # The last line printed is one JSON object.  Installs nothing.
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
 	--beta2) beta2=$2; shift 2 ;;
 	--clip) clip=$2; shift 2 ;;
 	--positions) positions=$2; shift 2 ;;
-	--init|--lr|--lr-min|--warmup|--batch|--seed)
+	--init|--lr|--lr-min|--warmup|--batch|--seed|--dim|--blocks|--heads|--ffn|--softmax)
 		[ $# -ge 2 ] || { echo "run-quality.sh: $1 needs a value" >&2; exit 2; }
 		extra="$extra $1 $2"; shift 2 ;;
 	*) echo "run-quality.sh: unknown option $1" >&2; exit 2 ;;

@@ -148,6 +148,7 @@ static void train_usage(FILE *f)
 	        "\n"
 	        "  --preset NAME      small (SASRec-sized, default) or large (8 blocks)\n"
 	        "  --dim C, --blocks L, --heads NH, --maxlen T, --dropout P   override the preset\n"
+	        "  --ffn F            feed-forward width (default: the preset's ratio to C times C)\n"
 	        "  --attn-dropout P   dropout on the attention probabilities (default: the preset's;\n"
 	        "                     follows --dropout where the preset uses it)\n"
 	        "  --block W          block wiring: preln (GPT-2's) or sasrec (SASRec's reference code)\n"
@@ -170,6 +171,9 @@ static void train_usage(FILE *f)
 	        "  --eval-every N     validate every N epochs (default 1; 0: never, keep the last)\n"
 	        "  --windows W        users longer than the maxlen: train on a window ending at a\n"
 	        "                     point drawn each epoch (random, default) or the last one (last)\n"
+	        "  --softmax S        each target's softmax: over every item (all) or over the items\n"
+	        "                     its user has not yet had in the window (unseen), as ranking\n"
+	        "                     leaves the history out\n"
 	        "  --threads N        worker threads (default: the number of cores)\n"
 	        "  -q, --quiet        no progress\n");
 }
@@ -178,7 +182,7 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 {
 	enum { O_PRESET = 256, O_DIM, O_BLOCKS, O_HEADS, O_MAXLEN, O_DROPOUT, O_FEATURES, O_EPOCHS,
 	       O_PATIENCE, O_BATCH, O_LR, O_SEED, O_VALID, O_THREADS, O_JSON, O_EVAL_EVERY, O_WINDOWS, O_BLOCK,
-	       O_POSITIONS, O_ATTN_DROPOUT, O_BETA2, O_CLIP, O_LR_MIN, O_WARMUP, O_INIT };
+	       O_POSITIONS, O_ATTN_DROPOUT, O_BETA2, O_CLIP, O_LR_MIN, O_WARMUP, O_INIT, O_FFN, O_SOFTMAX };
 	static const struct option opts[] = {
 		{ "preset", required_argument, NULL, O_PRESET },   { "dim", required_argument, NULL, O_DIM },
 		{ "blocks", required_argument, NULL, O_BLOCKS },   { "heads", required_argument, NULL, O_HEADS },
@@ -193,7 +197,8 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 		{ "attn-dropout", required_argument, NULL, O_ATTN_DROPOUT },
 		{ "beta2", required_argument, NULL, O_BETA2 },     { "clip", required_argument, NULL, O_CLIP },
 		{ "lr-min", required_argument, NULL, O_LR_MIN },   { "warmup", required_argument, NULL, O_WARMUP },
-		{ "init", required_argument, NULL, O_INIT },
+		{ "init", required_argument, NULL, O_INIT },       { "ffn", required_argument, NULL, O_FFN },
+		{ "softmax", required_argument, NULL, O_SOFTMAX },
 		{ "help", no_argument, NULL, 'h' },                { NULL, 0, NULL, 0 },
 	};
 	struct seqrec_config cfg;
@@ -221,6 +226,8 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 		return RECCTL_EXIT_USAGE;
 	}
 	seqrec_train_defaults(&to);
+	const int preset_C = cfg.C, preset_F = cfg.F;
+	int ffn = 0;   /* --ffn; 0: F/C as the preset's */
 	/* where the preset drops attention probabilities, at its dropout rate,
 	 * --dropout moves both unless --attn-dropout is given */
 	int attn_follows = cfg.attn_dropout > 0.0f && cfg.attn_dropout == cfg.dropout;
@@ -230,6 +237,7 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 		case O_PRESET: break;
 		case O_DIM:      bad = recctl_parse_long("train", "--dim", optarg, 8, 1024, &v); cfg.C = (int)v; break;
 		case O_BLOCKS:   bad = recctl_parse_long("train", "--blocks", optarg, 1, 48, &v); cfg.L = (int)v; break;
+		case O_FFN:      bad = recctl_parse_long("train", "--ffn", optarg, 8, 16384, &v); ffn = (int)v; break;
 		case O_HEADS:    bad = recctl_parse_long("train", "--heads", optarg, 1, 64, &v); cfg.NH = (int)v; break;
 		case O_MAXLEN:   bad = recctl_parse_long("train", "--maxlen", optarg, 2, 4096, &v); cfg.T = (int)v; break;
 		case O_DROPOUT:  bad = opt_float("train", "--dropout", optarg, 0, 0.9, &x); cfg.dropout = (float)x; break;
@@ -275,6 +283,14 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 				bad = 1;
 			}
 			break;
+		case O_SOFTMAX:
+			if (strcmp(optarg, "all") == 0 || strcmp(optarg, "unseen") == 0) {
+				to.mask_seen = optarg[0] == 'u';
+			} else {
+				recctl_err("train: --softmax: '%s' is not all or unseen", optarg);
+				bad = 1;
+			}
+			break;
 		case O_WINDOWS:
 			if (strcmp(optarg, "last") == 0 || strcmp(optarg, "random") == 0) {
 				to.windows = optarg[0] == 'r';
@@ -297,6 +313,8 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 	}
 	if (attn_follows && !attn_set)
 		cfg.attn_dropout = cfg.dropout;
+	/* the feed-forward width keeps the preset's ratio to C unless --ffn sets it */
+	cfg.F = ffn ? ffn : (int)((long)preset_F * cfg.C / preset_C);
 	if (lr_min > to.optim.lr) {
 		recctl_err("train: --lr-min %g is above the peak rate --lr %g", lr_min, (double)to.optim.lr);
 		return RECCTL_EXIT_USAGE;
@@ -321,12 +339,12 @@ int cmd_train(struct recctl *ctl, int argc, char **argv)
 	}
 	seqrec_init_scheme(m, to.seed, 0.02f, to.init);  /* N(0, 0.02): Xavier did no better on ML-1M */
 	if (!ctl->quiet)
-		fprintf(stderr, "training %s: C=%d L=%d heads=%d T=%d dropout=%.2f attention dropout=%.2f %s blocks, "
-		        "positions from %s, %s windows, %s init, lr %g to %g (warm-up %d steps), Adam beta2 %g, clip %g "
+		fprintf(stderr, "training %s: C=%d F=%d L=%d heads=%d T=%d dropout=%.2f attention dropout=%.2f %s blocks, "
+		        "positions from %s, %s windows, softmax over %s items, %s init, lr %g to %g (warm-up %d steps), Adam beta2 %g, clip %g "
 		        "on %u users, %llu events, %d items, %d threads\n",
-		        preset, cfg.C, cfg.L, cfg.NH, cfg.T, cfg.dropout, cfg.attn_dropout,
+		        preset, cfg.C, cfg.F, cfg.L, cfg.NH, cfg.T, cfg.dropout, cfg.attn_dropout,
 		        cfg.block == SEQREC_BLOCK_SASREC ? "sasrec" : "preln", cfg.pos == SEQREC_POS_FIRST ? "first" : "last",
-		        to.windows ? "random" : "last", seqrec_init_name(to.init), (double)to.optim.lr,
+		        to.windows ? "random" : "last", to.mask_seen ? "unseen" : "all", seqrec_init_name(to.init), (double)to.optim.lr,
 		        (double)to.optim.lr_min, to.optim.warmup, (double)to.optim.beta2, (double)to.optim.clip, data->nusers,
 		        (unsigned long long)data->nevents, cfg.V - 1, k->threads);
 	struct train_view tv = { isatty(STDERR_FILENO), ctl->quiet };

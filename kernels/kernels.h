@@ -47,6 +47,12 @@ struct kern_attn_shape {
 struct kern_xent_shape {
 	int N, C, V;
 	const int32_t *target; /* (N) item ids in [0, V) */
+	/* Optional (NULL: none): the rows are sequences of T, and row r's
+	 * softmax leaves out the items seen[r - r % T] .. seen[r] (its
+	 * sequence's inputs so far) other than its own target, as ranking
+	 * leaves out a user's history.  Ids outside [1, V) are ignored. */
+	const int32_t *seen;
+	int T;
 };
 
 struct kern_adamw {
@@ -120,7 +126,7 @@ struct kern_ops {
 	/* Sampled softmax with log-Q correction (Yi et al., RecSys 2019): each
 	 * row scores its target and the S shared negatives neg[S], with logit
 	 * corrections -logq[item]; a negative equal to the row's target is
-	 * masked.  Same outputs as xent_full. */
+	 * masked.  Same outputs as xent_full; s->seen is not used. */
 	double (*xent_sampled)(struct kern *k, float *dh, float *demb, const float *h, const float *emb,
 	                       const struct kern_xent_shape *s, const int32_t *neg, int S,
 	                       const float *logq, float dscale);

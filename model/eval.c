@@ -78,7 +78,7 @@ static int eval_forward(struct seqrec *m, const struct seqrec_data *d, enum seqr
 		uint64_t first, target, n = seqrec_split_input(d, users[b], split, &first, &target);
 		seqrec_fill_row(d, first, n, in, NULL, pad, nb, Tb, b);
 	}
-	struct seqrec_batch bt = { nb, Tb, in, pad, NULL, 0 };
+	struct seqrec_batch bt = { nb, Tb, in, pad, NULL, 0, 0 };
 	int r = seqrec_forward(m, &bt, 0, NULL);
 	if (r < 0)
 		return r;

@@ -637,7 +637,7 @@ int seqrec_forward(struct seqrec *m, const struct seqrec_batch *bt, int train, d
 
 	double sum = 0.0;
 	if (bt->targets && ntargets > 0) {
-		struct kern_xent_shape xs = { (int)N, C, V, bt->targets };
+		struct kern_xent_shape xs = { (int)N, C, V, bt->targets, bt->mask_seen ? m->in : NULL, T };
 		float dscale = 1.0f / (float)ntargets;
 		float *dh = NULL, *demb = NULL;
 		if (train) {
@@ -863,7 +863,7 @@ int seqrec_user_repr(struct seqrec *m, const int32_t *inputs, int n, float *h)
 	if (n < 1 || n > m->T)
 		return -EINVAL;
 	int32_t pad = 0;
-	struct seqrec_batch bt = { 1, n, inputs, &pad, NULL, 0 };
+	struct seqrec_batch bt = { 1, n, inputs, &pad, NULL, 0, 0 };
 	int r = seqrec_forward(m, &bt, 0, NULL);
 	if (r < 0)
 		return r;

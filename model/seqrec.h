@@ -241,6 +241,8 @@ struct seqrec_batch {
 	const int32_t *pad;      /* (B) first real position of each left-padded row, in [0, T] */
 	const int32_t *targets;  /* (B, T) item row each position predicts, 0 = none; NULL = no loss */
 	uint64_t seed;           /* dropout masks and negatives of this step */
+	int mask_seen;           /* full softmax: each target is scored against the items its row
+	                          * has not seen so far in the window (kern_xent_shape's seen) */
 };
 /* Forward pass.  The T slots of a batch are the last T positions of the
  * model's cfg.T (so the latest event always sits at the last position).

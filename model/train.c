@@ -390,7 +390,7 @@ int seqrec_train(struct seqrec *m, const struct seqrec_data *d, const struct seq
 				seqrec_fill_row(d, first, n, in, tg, pad, nb, Tb, b);
 			}
 			uint64_t sseed = o->seed * 0x9e3779b97f4a7c15ull + (uint64_t)rs.steps + 1;
-			struct seqrec_batch bt = { nb, Tb, in, pad, tg, seqrec_mix64(&sseed) };
+			struct seqrec_batch bt = { nb, Tb, in, pad, tg, seqrec_mix64(&sseed), o->mask_seen };
 			double loss;
 			seqrec_zero_grad(m);
 			if ((r = seqrec_forward(m, &bt, 1, &loss)) < 0 || (r = seqrec_backward(m)) < 0 ||

@@ -624,7 +624,19 @@ static double xe_sampled_loss(void *p)
 	return K->ops->xent_sampled(K, NULL, NULL, c->h, c->emb, &c->s, c->neg, c->S, c->logq, 1.0f);
 }
 
-/* Naive full softmax in double over items 1..V-1; sampled if neg. */
+/* Is item in row n's history so far (c->s.seen), other than its target y? */
+static int xe_masked(const struct xe_ctx *c, int n, int item, int y)
+{
+	if (!c->s.seen || item == y)
+		return 0;
+	for (int t = n - n % c->s.T; t <= n; t++)
+		if (c->s.seen[t] == item)
+			return 1;
+	return 0;
+}
+
+/* Naive full softmax in double over items 1..V-1 (less the history so far
+ * with s.seen); sampled if neg. */
 static double xe_naive(const struct xe_ctx *c, int sampled)
 {
 	int N = c->s.N, C = c->s.C, V = c->s.V;
@@ -639,6 +651,8 @@ static double xe_naive(const struct xe_ctx *c, int sampled)
 			int item = sampled ? (q == 0 ? y : c->neg[q - 1]) : q;
 			if (sampled && q > 0 && (item == y || item == 0))
 				continue;
+			if (!sampled && xe_masked(c, n, item, y))
+				continue;
 			double l = 0;
 			for (int i = 0; i < C; i++)
 				l += (double)c->h[n * C + i] * c->emb[item * C + i];
@@ -651,6 +665,8 @@ static double xe_naive(const struct xe_ctx *c, int sampled)
 		for (int q = sampled ? 0 : 1; q < cnt; q++) {
 			int item = sampled ? (q == 0 ? y : c->neg[q - 1]) : q;
 			if (sampled && q > 0 && (item == y || item == 0))
+				continue;
+			if (!sampled && xe_masked(c, n, item, y))
 				continue;
 			double l = 0;
 			for (int i = 0; i < C; i++)
@@ -714,8 +730,11 @@ static void test_xent(void)
 	enum { N = 11, C = 6, V = 23, S = 9 };
 	static const int32_t target[N] = { 3, 0, 22, 7, 7, 0, 1, 15, 0, 9, 2 };
 	static const int32_t neg[S] = { 5, 7, 22, 11, 5, 0, 19, 3, 14 };  /* targets, a repeat, padding */
+	/* rows as sequences of 4 for the history mask: a row's own target in
+	 * its history (rows 4, 7, 10), padding (6), an id past V (9), repeats */
+	static const int32_t seen[N] = { 4, 3, 9, 22, 7, 15, 0, 7, 1, 40, 2 };
 	struct xe_ctx c = { frand((size_t)N * C, 1.5), frand((size_t)V * C, 1.5), frand(V, 2), neg, S,
-	                    { N, C, V, target } };
+	                    { N, C, V, target, NULL, 0 } };
 	for (int i = 0; i < V; i++)
 		c.logq[i] = -3.0f + c.logq[i];   /* log-probabilities */
 	struct kern_cpu_tune t0, t;
@@ -744,6 +763,14 @@ static void test_xent(void)
 	float *logq = c.logq;
 	c.logq = NULL;
 	xe_check(&c, 1, "xent_sampled no logq");
+	/* The history mask, in one block and in several. */
+	c.s.seen = seen;
+	c.s.T = 4;
+	CHECK(fabs(xe_full_loss(&c) - l2) > 1e-3);  /* the mask changes the loss */
+	xe_check(&c, 0, "xent_full seen");
+	CHECK_OK(kern_cpu_set_tune(K, &t));
+	xe_check(&c, 0, "xent_full seen blocked");
+	CHECK_OK(kern_cpu_set_tune(K, &t0));
 	free(dh1), free(de1), free(dh2), free(de2);
 	free(c.h), free(c.emb), free(logq);
 }
@@ -987,7 +1014,7 @@ static void det_run(struct kern *k, struct det_out *d)
 	/* Through sgemm from here. */
 	d->blas_from = d->n;
 	float *emb = frand((size_t)V * C, 1), *demb = falloc((size_t)V * C), *logq = frand(V, 1);
-	struct kern_xent_shape xs = { N, C, V, tgt };
+	struct kern_xent_shape xs = { N, C, V, tgt, NULL, 0 };
 	double l = k->ops->xent_full(k, dx, demb, x, emb, &xs, 0.01f);
 	float lf = (float)l;
 	det_put(d, &lf, 1);

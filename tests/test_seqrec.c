@@ -85,7 +85,7 @@ static void test_finite_differences(struct kern *k, enum seqrec_loss lossk, enum
 	size_t N = (size_t)B * T;
 	int32_t *in = calloc((size_t)NI * N, sizeof *in), pad[3], *tg = calloc(N, sizeof *tg);
 	random_batch(&c, B, T, in, pad, tg);
-	struct seqrec_batch bt = { B, T, in, pad, tg, 12345 };
+	struct seqrec_batch bt = { B, T, in, pad, tg, 12345, 0 };
 
 	seqrec_zero_grad(m);
 	double loss0;
@@ -142,7 +142,7 @@ static void test_inference(struct kern *k)
 	int32_t *in = calloc((size_t)NI * N, sizeof *in), pad[4], *tg = calloc(N, sizeof *tg);
 	random_batch(&c, B, T, in, pad, tg);
 	pad[2] = T - 1;  /* a one-event row */
-	struct seqrec_batch bt = { B, T, in, pad, NULL, 0 };
+	struct seqrec_batch bt = { B, T, in, pad, NULL, 0, 0 };
 	CHECK_OK(seqrec_forward(m, &bt, 0, NULL));
 	float *hb = malloc(N * C * sizeof *hb);
 	memcpy(hb, seqrec_hidden(m), N * C * sizeof *hb);
@@ -273,7 +273,7 @@ static void test_repr_events(struct kern *k)
 	/* three events: the compact path over three positions */
 	seqrec_encode_events(&c, ev, 3, in, 1, c.T, 0, &pad, &used);
 	CHECK_EQ(pad, 3);
-	struct seqrec_batch bt = { 1, c.T, in, &pad, NULL, 0 };
+	struct seqrec_batch bt = { 1, c.T, in, &pad, NULL, 0, 0 };
 	CHECK_OK(seqrec_forward(m, &bt, 0, NULL));
 	memcpy(h1, seqrec_hidden(m) + (size_t)(c.T - 1) * c.C, sizeof h1);
 	CHECK_OK(seqrec_user_repr_events(m, ev, 3, h2, &used));
@@ -504,7 +504,7 @@ static void test_training_steps(struct kern *k)
 	size_t N = (size_t)B * T;
 	int32_t *in = calloc((size_t)NI * N, sizeof *in), pad[4], *tg = calloc(N, sizeof *tg);
 	random_batch(&c, B, T, in, pad, tg);
-	struct seqrec_batch bt = { B, T, in, pad, tg, 1 };
+	struct seqrec_batch bt = { B, T, in, pad, tg, 1, 0 };
 	struct seqrec_optim o;
 	seqrec_optim_default(&o);
 	o.lr = 1e-2f;

@@ -117,7 +117,7 @@ static void run_case(struct kern *k, struct reader *r, int ci)
 	rd(r, grads, np * sizeof *grads);
 	rd(r, after, np * sizeof *after);
 
-	struct seqrec_batch bt = { B, Tb, inputs, pad, targets, 42 };
+	struct seqrec_batch bt = { B, Tb, inputs, pad, targets, 42, 0 };
 	double loss;
 	seqrec_zero_grad(m);
 	CHECK_OK(seqrec_forward(m, &bt, 1, &loss));

@@ -34,12 +34,15 @@ bad --lr-min --lr-min -1
 bad --lr-min --lr-min 0.01   # above the peak rate (0.001)
 bad --warmup --warmup -3
 bad --warmup --warmup 1x
+bad --softmax --softmax none
+bad --ffn --ffn 4
+bad --ffn --ffn 16x
 "$RECCTL" -d "$st" models 2>&1 | grep -q "^no model trained yet" ||
 	fail "a refused train stored a model: $("$RECCTL" -d "$st" models 2>&1)"
 
 # The help lists the options.
 "$RECCTL" train --help >"$TMP/help"
-for o in --beta2 --clip --attn-dropout --init --lr-min --warmup; do
+for o in --beta2 --clip --attn-dropout --init --lr-min --warmup --softmax --ffn; do
 	grep -q -- "$o" "$TMP/help" || fail "train --help does not mention $o"
 done
 
@@ -48,6 +51,8 @@ done
 "$RECCTL" -d "$st" train $tiny --preset large --dim 16 --heads 1 --dropout 0.3 >/dev/null 2>"$TMP/err" ||
 	fail "train --preset large: $(cat "$TMP/err")"
 grep -q "dropout=0.30 attention dropout=0.00" "$TMP/err" || fail "large preset's settings: $(head -n 1 "$TMP/err")"
+# --dim keeps the preset's feed-forward ratio (4 for large), --ffn sets it
+grep -q "C=16 F=64 L=1 " "$TMP/err" || fail "large preset at --dim 16: $(head -n 1 "$TMP/err")"
 
 # Good values reach the settings line, and the model is stored, loads and
 # recommends.
@@ -74,4 +79,10 @@ for a in "--beta2 1" "--beta2 -1" "--clip -1" "--clip x"; do
 	[ "$rc" -eq 2 ] || fail "finetune $a: exit $rc, expected 2"
 	grep -q -- "${a%% *}" "$TMP/err" || fail "finetune $a: message does not name the option: $(cat "$TMP/err")"
 done
+# The feed-forward width and the softmax's items.
+# shellcheck disable=SC2086
+"$RECCTL" -d "$st" train $tiny --ffn 24 --softmax unseen >/dev/null 2>"$TMP/err" ||
+	fail "train --ffn 24 --softmax unseen: $(cat "$TMP/err")"
+grep -q "C=16 F=24 L=1 " "$TMP/err" || fail "--ffn 24: $(head -n 1 "$TMP/err")"
+grep -q "softmax over unseen items" "$TMP/err" || fail "--softmax unseen: $(head -n 1 "$TMP/err")"
 echo "train options: ok"

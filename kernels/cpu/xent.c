@@ -16,6 +16,11 @@
  *   demb += e^T @ (r hc) - dscale scatter(hc_i into row y_i),
  * which saves a pass over the (nb, V) block.
  *
+ * With s->seen, a row's history so far is masked to -inf in its logits
+ * block before anything else reads it: those items get no probability and
+ * no gradient, as if the catalog were the items the row could be ranked
+ * against.
+ *
  * When V is larger than xent_cols, the items are taken xent_cols at a
  * time: a first pass keeps each row's running max and sum (the online
  * log-sum-exp of Milakov & Gimelshein, 2018), a second recomputes each
@@ -35,6 +40,8 @@ struct xent_job {
 	int ld, nb, vb, v0;    /* items [v0, v0 + vb) of the block */
 	const int32_t *rows;   /* (nb) rows of h in the block */
 	const int32_t *tgt;    /* (nb) their targets */
+	const int32_t *seen;   /* kern_xent_shape's; NULL: no mask */
+	int T;
 	float *m, *s, *tl;     /* (nb) running max, sum of exp, target logit */
 	float *lse, *r;        /* (nb) log-sum-exp; factor of the row's dl */
 	double *loss;          /* (nb) */
@@ -51,6 +58,18 @@ struct xent_job {
 	int S;
 	struct cpu_chunks q;   /* over the block's rows; reset before each job */
 };
+
+/* Masks row i's history so far (but its target) out of its block of items. */
+static inline void xent_mask_seen(const struct xent_job *j, size_t i, float *x)
+{
+	int32_t r = j->rows[i];
+	const int32_t *sq = j->seen + (r - r % j->T);
+	for (int t = 0; t <= r % j->T; t++) {
+		int32_t it = sq[t];
+		if (it != j->tgt[i] && it >= j->v0 && it - j->v0 < j->vb && it > 0)
+			x[it - j->v0] = -INFINITY;
+	}
+}
 
 /* Runs one row task of the block: rows in chunks of 8. */
 static void xent_run(struct cpu *c, cpu_task_fn fn, struct xent_job *j, size_t work)
@@ -73,6 +92,8 @@ static void xent_stats_task(void *arg, int tid, int nth)
 			int skip = j->v0 == 0;   /* column 0 is item 0: padding */
 			if (y >= 0 && y < j->vb)
 				j->tl[i] = x[y];
+			if (j->seen)
+				xent_mask_seen(j, i, x);
 			float *xs = x + skip;
 			size_t n = (size_t)(j->vb - skip);
 			if (skip)
@@ -102,6 +123,8 @@ static void xent_probs_task(void *arg, int tid, int nth)
 	while (cpu_chunk(&j->q, &lo, &hi)) {
 		for (size_t i = lo; i < hi; i++) {
 			float *x = j->L + i * (size_t)j->ld;
+			if (j->seen)
+				xent_mask_seen(j, i, x);
 			j->vec->expsub_scale(x, (size_t)j->vb, j->lse[i], 1.0f);
 			if (j->v0 == 0)
 				x[0] = 0.0f;
@@ -235,7 +258,8 @@ double cpu_xent_full(struct kern *k, float *dh, float *demb, const float *h, con
 	double *loss = (double *)(sc + o_loss);
 	int32_t *rows = (int32_t *)(sc + o_idx), *tgt = rows + Rb;
 
-	struct xent_job j = { .vec = c->vec, .L = L, .ld = Vb, .rows = rows, .tgt = tgt, .m = sc + o_st,
+	struct xent_job j = { .vec = c->vec, .L = L, .ld = Vb, .rows = rows, .tgt = tgt,
+	                      .seen = s->seen && s->T > 0 ? s->seen : NULL, .T = s->T, .m = sc + o_st,
 	                      .s = sc + o_st + Rb, .tl = sc + o_st + 2 * Rb, .lse = sc + o_st + 3 * Rb,
 	                      .r = sc + o_st + 4 * Rb, .loss = loss, .dscale = dscale, .grad = grad,
 	                      .single = single, .dh = dh, .dhc = dhc, .hs = hs, .hc = hc, .emb = emb, .C = C };
