@@ -10,6 +10,11 @@
 #                          [--softmax all|unseen]
 # (each passed to recctl train; see recctl(1)).
 # Default data: ../shared/data/ml-1m/ml1m_sasrec_style.txt (the 5-core file).
+# Default recipe (the README's figures): the small preset deepened to 4 blocks
+# of SASRec's wiring with 2 heads, dropout 0.2 (attention too), positions from
+# the window's first event, last windows, PyTorch's initialisation, Adam
+# beta2 0.999 without clipping, batch 32, softmax over unseen items (recctl's
+# default).  Each option above overrides its part; --preset resets none of them.
 # The last line printed is one JSON object.  Installs nothing.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,9 +23,10 @@ if [ -z "${RECCTL:-}" ]; then
 	[ -x "$RECCTL" ] || RECCTL=$here/recctl
 fi
 data=$here/../shared/data/ml-1m/ml1m_sasrec_style.txt
-preset=small epochs=100 patience=10 threads=2 valid=0 maxlen= block= windows= dropout=
-attn= beta2= clip= positions=
-extra=   # further recctl train options, each "--name value" (no blanks in values)
+preset=small epochs=100 patience=10 threads=2 valid=0 maxlen= block=sasrec windows=last dropout=0.2
+attn=0.2 beta2=0.999 clip=0 positions=first
+# further recctl train options, each "--name value" (no blanks in values); later ones win
+extra="--init torch --batch 32 --blocks 4 --heads 2"
 while [ $# -gt 0 ]; do
 	case $1 in
 	--data) data=$2; shift 2 ;;

@@ -171,9 +171,9 @@ static void train_usage(FILE *f)
 	        "  --eval-every N     validate every N epochs (default 1; 0: never, keep the last)\n"
 	        "  --windows W        users longer than the maxlen: train on a window ending at a\n"
 	        "                     point drawn each epoch (random, default) or the last one (last)\n"
-	        "  --softmax S        each target's softmax: over every item (all) or over the items\n"
-	        "                     its user has not yet had in the window (unseen), as ranking\n"
-	        "                     leaves the history out\n"
+	        "  --softmax S        each target's softmax: over the items its user has not had yet\n"
+	        "                     in the window (unseen, default: ranking leaves the history\n"
+	        "                     out) or over every item (all)\n"
 	        "  --threads N        worker threads (default: the number of cores)\n"
 	        "  -q, --quiet        no progress\n");
 }

@@ -272,6 +272,9 @@ void seqrec_train_defaults(struct seqrec_train_opts *o)
 	o->seed = 1;
 	o->bucket = 0;  /* length bucketing trades a little accuracy for speed; see train.h */
 	o->windows = 1;
+	/* ML-1M validation NDCG@10 about 0.01 higher at equal epochs than the
+	 * whole catalog's softmax, from the first epochs on (README) */
+	o->mask_seen = 1;
 	seqrec_optim_default(&o->optim);
 	o->optim.total = -1;
 	o->optim.lr_min = o->optim.lr;  /* SASRec+: a constant rate */

@@ -95,7 +95,8 @@ struct seqrec_train_opts {
 	                             * each epoch from (seed, epoch, user), so early history is trained
 	                             * on too (the default) */
 	int mask_seen;              /* leave each position's history so far out of its softmax, as
-	                             * ranking leaves out the user's history; 0 = the whole catalog */
+	                             * ranking leaves out the user's history (the default); 0 = the
+	                             * whole catalog */
 	int report_every;           /* steps between progress reports; 0 = at epoch ends only */
 	seqrec_progress_fn progress;
 	void *progress_arg;
