@@ -158,14 +158,10 @@ static void ring_refuse(struct ring_server *rs, struct ring_client *c, int statu
 }
 
 /* Makes the client's region: a sealed memfd and a doorbell eventfd, both
- * passed to the client; recd keeps its mapping and the doorbell. */
-static int ring_admit(struct ring_server *rs, struct ring_client *c)
+ * for the client (ring_welcome sends them); recd keeps its mapping and the
+ * doorbell.  Returns the memfd, or -errno with nothing left behind. */
+static int ring_admit(struct ring_client *c)
 {
-	char cmsgbuf[CMSG_SPACE(2 * sizeof(int))];
-	struct rp_welcome w;
-	struct msghdr mh;
-	struct iovec iov;
-	struct cmsghdr *cm;
 	void *map = MAP_FAILED;
 	int mfd = -1, r;
 
@@ -203,6 +199,30 @@ static int ring_admit(struct ring_server *rs, struct ring_client *c)
 	/* The worker that first takes this client will find it idle and arm the
 	 * doorbell; until then the client must ring. */
 	__atomic_store_n(&c->rg->doorbell, RP_BELL_REQUEST, __ATOMIC_SEQ_CST);
+	return mfd;
+fail:
+	if (mfd >= 0)
+		close(mfd);
+	if (c->bell >= 0) {
+		close(c->bell);
+		c->bell = -1;
+	}
+	if (map != MAP_FAILED)
+		munmap(map, RP_REGION_SIZE);
+	c->rg = NULL;
+	return r;
+}
+
+/* Sends the welcome with the region's memfd and the doorbell, and closes the
+ * memfd (the client holds it now).  Returns 0 or -errno. */
+static int ring_welcome(struct ring_client *c, int mfd)
+{
+	char cmsgbuf[CMSG_SPACE(2 * sizeof(int))];
+	struct rp_welcome w;
+	struct msghdr mh;
+	struct iovec iov;
+	struct cmsghdr *cm;
+	int r = 0;
 
 	memset(&w, 0, sizeof w);
 	w.magic = RP_MAGIC;
@@ -222,22 +242,10 @@ static int ring_admit(struct ring_server *rs, struct ring_client *c)
 	cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
 	int fds[2] = { mfd, c->bell };
 	memcpy(CMSG_DATA(cm), fds, sizeof fds);
-	if (sendmsg(c->sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof w) {
+	errno = 0;
+	if (sendmsg(c->sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof w)
 		r = errno ? -errno : -EIO;
-		goto fail;
-	}
 	close(mfd);
-	return 0;
-fail:
-	if (mfd >= 0)
-		close(mfd);
-	if (c->bell >= 0) {
-		close(c->bell);
-		c->bell = -1;
-	}
-	if (map != MAP_FAILED)
-		munmap(map, RP_REGION_SIZE);
-	c->rg = NULL;
 	return r;
 }
 
@@ -1274,19 +1282,27 @@ static int ring_client_sock(struct ring_server *rs, struct ring_client *c, uint3
 		ring_refuse(rs, c, -EUSERS, "too many clients (max_clients = %u)", max);
 		return 1;
 	}
-	int r = ring_admit(rs, c);
-	if (r < 0) {
-		log_err("client %" PRIu64 ": setting up its shared memory: %s", c->no, strerror(-r));
+	int mfd = ring_admit(c);
+	if (mfd < 0) {
+		log_err("client %" PRIu64 ": setting up its shared memory: %s", c->no, strerror(-mfd));
 		return 1;
 	}
 	if (ring_epoll_add(rs, c->bell, (uint64_t)(uintptr_t)c | 1u, EPOLLIN) < 0) {
 		log_err("client %" PRIu64 ": epoll: %s", c->no, strerror(errno));
+		close(mfd);
 		return 1;
 	}
+	/* Counted before the welcome: once the client has it, it may send
+	 * requests and ask recd's status, which must include it. */
 	pthread_mutex_lock(&rs->mu);
 	rs->nadmitted++;
 	c->admitted = 1;
 	pthread_mutex_unlock(&rs->mu);
+	int r = ring_welcome(c, mfd);
+	if (r < 0) {
+		log_err("client %" PRIu64 ": sending the welcome: %s", c->no, strerror(-r));
+		return 1;
+	}
 	log_info("client %" PRIu64 " connected (pid %ld, uid %lu)", c->no, (long)c->pid,
 	         (unsigned long)c->uid);
 	return 0;
