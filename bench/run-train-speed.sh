@@ -30,7 +30,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 "$RECCTL" -q -d "$tmp/st" import ml1m-seq "$data" >/dev/null
 "$RECCTL" -q -d "$tmp/st" --json train --dim 50 --blocks 2 --heads 1 --maxlen 200 --batch 128 \
-	--dropout 0.2 --features none --block preln --attn-dropout 0 --positions last --windows last \
+	--dropout 0.2 --features none --block preln --attn-dropout 0 --positions last --windows last --softmax all \
 	--epochs "$epochs" --eval-every 0 --threads "$threads" >"$tmp/recd.json"
 /usr/bin/python3 "$here/bench/sasrec_torch.py" --data "$data" --epochs "$epochs" --threads "$threads" \
 	--d 50 --blocks 2 --heads 1 --maxlen 200 --batch 128 --dropout 0.2 | tee "$tmp/torch.out"
