@@ -1,7 +1,9 @@
 /* seqrec.h: recd's sequence recommender, a pre-LN causal transformer over a
  * user's events that predicts the next item: SASRec (Kang & McAuley, ICDM
- * 2018) trained with full softmax cross-entropy as SASRec+ (Klenitskiy &
- * Vasilev, RecSys 2023) does, or with sampled softmax for large catalogs.
+ * 2018) trained with softmax cross-entropy over the whole catalog as SASRec+
+ * (Klenitskiy & Vasilev, RecSys 2023) does, optionally leaving out the items
+ * each row has already seen (seqrec_batch.mask_seen), or with sampled softmax
+ * for large catalogs.
  *
  * Legend (kernels.h's): B batch, T sequence length, C channels, NH heads,
  * L blocks, F feed-forward width, V catalog rows (store item ids are the
